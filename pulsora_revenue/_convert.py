@@ -1,0 +1,91 @@
+"""The library's own cattrs converter: mappings in, wire data out.
+
+``cattrs.global_converter`` belongs to the user's application; we never touch it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
+
+from ._errors import FieldError, ValidationError
+from ._event import OCCURRED_AT_KEY, RevenueEvent
+from ._fields import EventType, received
+
+_FIELD_NAMES = frozenset(a.name for a in attrs.fields(RevenueEvent))
+_REQUIRED = tuple(a.name for a in attrs.fields(RevenueEvent) if a.default is attrs.NOTHING)
+
+
+def make_converter() -> cattrs.Converter:
+    """Return a new converter configured for revenue events."""
+    converter = cattrs.Converter()
+    configure_converter(converter)
+    return converter
+
+
+def configure_converter(converter: cattrs.Converter) -> None:
+    """Register our hooks for ``RevenueEvent`` on *converter*."""
+    converter.register_unstructure_hook(Decimal, lambda d: d)
+    converter.register_unstructure_hook(EventType, lambda e: e.value)
+    converter.register_unstructure_hook(Mapping, _plain)
+    data = make_dict_unstructure_fn(
+        RevenueEvent,
+        converter,
+        _cattrs_omit_if_default=True,
+        currency=override(omit_if_default=False),
+        occurred_at=override(omit=True),
+    )
+
+    def unstructure(event: RevenueEvent) -> dict[str, Any]:
+        wire = data(event)
+        if event.occurred_at is not None:
+            moment = event.occurred_at.isoformat().replace("+00:00", "Z")
+            wire["metadata"] = {**wire.get("metadata", {}), OCCURRED_AT_KEY: moment}
+        return wire
+
+    converter.register_unstructure_hook(RevenueEvent, unstructure)
+    converter.register_structure_hook(RevenueEvent, _structure_event)
+
+
+def _structure_event(value: object, _: type[RevenueEvent]) -> RevenueEvent:
+    """Build an event from a mapping, reporting unknown and missing keys too."""
+    if isinstance(value, RevenueEvent):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            [
+                FieldError(
+                    "<event>",
+                    f"an event must be a mapping. Received: {received(value)}.",
+                )
+            ]
+        )
+    fields: dict[str, Any] = dict.fromkeys(_REQUIRED)
+    fields.update((k, v) for k, v in value.items() if k in _FIELD_NAMES)
+    unknown = sorted(repr(k) for k in value if k not in _FIELD_NAMES)
+    errors = [FieldError("<event>", f"unknown field(s): {', '.join(unknown)}.")] if unknown else []
+    try:
+        event = RevenueEvent(**fields)
+    except ValidationError as exc:
+        errors += exc.errors
+    if errors:
+        raise ValidationError(errors)
+    return event
+
+
+def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
+    """Unfreeze metadata into plain dicts and lists for the encoder."""
+    return {k: _plain_value(v) for k, v in value.items()}
+
+
+def _plain_value(value: object) -> object:
+    if isinstance(value, Mapping):
+        return _plain(value)
+    if isinstance(value, tuple):
+        return [_plain_value(v) for v in value]
+    return value

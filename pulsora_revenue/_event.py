@@ -1,0 +1,133 @@
+"""The revenue event: one immutable, validated value per payment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import attrs
+
+from . import _fields
+from ._errors import FieldError, ValidationError
+from ._fields import EventType, Invalid, JSONValue
+
+_T = TypeVar("_T")
+
+#: The metadata key that carries ``occurred_at`` on the wire.
+OCCURRED_AT_KEY = "occurred_at"
+
+
+@attrs.frozen(kw_only=True, init=False)
+class RevenueEvent:
+    """A revenue event, validated and normalised on construction.
+
+    Every rule is checked at once: an invalid event raises one
+    ``ValidationError`` that lists each bad field. Strings are stripped,
+    ``currency`` is upper-cased, ``amount`` and ``mrr_impact`` become ``Decimal``,
+    ``event_type`` becomes an ``EventType``, ``occurred_at`` is converted to UTC,
+    and ``metadata`` is copied into immutable containers.
+
+    ``occurred_at`` travels as ``metadata["occurred_at"]`` (ISO 8601, UTC),
+    because Pulsora records revenue when it is received.
+    """
+
+    visitor_fingerprint: str
+    session_id: str
+    customer_id: str
+    amount: Decimal
+    transaction_id: str
+    currency: str = "USD"
+    payment_processor: str | None = None
+    event_type: EventType | None = None
+    customer_subscription_id: str | None = None
+    mrr_impact: Decimal | None = None
+    is_recurring: bool | None = None
+    metadata: Mapping[str, JSONValue] | None = attrs.field(default=None, hash=False)
+    occurred_at: datetime | None = None
+
+    def __init__(
+        self,
+        *,
+        visitor_fingerprint: str,
+        session_id: str,
+        customer_id: str,
+        amount: Decimal | int | float | str,
+        transaction_id: str,
+        currency: str = "USD",
+        payment_processor: str | None = None,
+        event_type: EventType | str | None = None,
+        customer_subscription_id: str | None = None,
+        mrr_impact: Decimal | int | float | str | None = None,
+        is_recurring: bool | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        occurred_at: datetime | str | None = None,
+    ) -> None:
+        errors: list[FieldError] = []
+
+        def check(rule: Callable[..., _T], *args: object) -> _T | None:
+            try:
+                return rule(*args)
+            except Invalid as exc:
+                errors.extend(exc.errors)
+                return None
+
+        raw_metadata, raw_occurred_at = _lift_occurred_at(metadata, occurred_at, errors)
+        kind = check(_fields.event_type, event_type)
+        kind_known = kind is not None or event_type is None
+        normalised: dict[str, Any] = {
+            "visitor_fingerprint": check(
+                _fields.required_str, "visitor_fingerprint", visitor_fingerprint
+            ),
+            "session_id": check(_fields.required_str, "session_id", session_id),
+            "customer_id": check(_fields.required_str, "customer_id", customer_id),
+            "amount": check(_fields.amount, amount, kind, kind_known),
+            "transaction_id": check(_fields.required_str, "transaction_id", transaction_id),
+            "currency": check(_fields.currency, currency),
+            "payment_processor": check(
+                _fields.optional_str, "payment_processor", payment_processor
+            ),
+            "event_type": kind,
+            "customer_subscription_id": check(
+                _fields.optional_str,
+                "customer_subscription_id",
+                customer_subscription_id,
+            ),
+            "mrr_impact": check(_fields.mrr_impact, mrr_impact, kind, kind_known),
+            "is_recurring": check(_fields.is_recurring, is_recurring),
+            "metadata": check(_fields.metadata, raw_metadata),
+            "occurred_at": check(_fields.occurred_at, raw_occurred_at),
+        }
+        if errors:
+            raise ValidationError(errors)
+        self.__attrs_init__(**normalised)
+
+    @property
+    def dedup_key(self) -> tuple[str, str]:
+        """The de-duplication key: ``(transaction_id, event_type)``."""
+        return (self.transaction_id, self.event_type.value if self.event_type else "")
+
+
+def _lift_occurred_at(
+    metadata: object, occurred_at: object, errors: list[FieldError]
+) -> tuple[object, object]:
+    """Move ``metadata["occurred_at"]`` (the wire form) to ``occurred_at``."""
+    if not isinstance(metadata, Mapping) or OCCURRED_AT_KEY not in metadata:
+        return metadata, occurred_at
+    if occurred_at is not None:
+        errors.append(
+            FieldError(
+                f"metadata.{OCCURRED_AT_KEY}",
+                "metadata.occurred_at is where occurred_at travels; "
+                "set one of occurred_at and metadata['occurred_at'], not both.",
+            )
+        )
+        return metadata, occurred_at
+    rest = {k: v for k, v in metadata.items() if k != OCCURRED_AT_KEY}
+    try:
+        lifted = _fields.occurred_at(metadata[OCCURRED_AT_KEY], f"metadata.{OCCURRED_AT_KEY}")
+    except Invalid as exc:
+        errors.extend(exc.errors)
+        lifted = None
+    return rest, lifted

@@ -1,0 +1,254 @@
+"""Field rules of a revenue event: each checker normalises one value or says why not.
+
+The messages keep the wording of Pulsora's documented errors and add the value
+that was received. ``RevenueEvent`` runs every checker and reports all problems
+together.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import TypeAlias
+
+from ._errors import FieldError
+from ._money import normalise_currency, to_decimal
+
+JSONValue: TypeAlias = (
+    "str | int | float | bool | Decimal | Mapping[str, JSONValue]"
+    " | tuple[JSONValue, ...] | list[JSONValue] | None"
+)
+
+#: How deep metadata may nest; deeper structures are almost certainly a mistake.
+MAX_METADATA_DEPTH = 16
+
+
+class EventType(enum.StrEnum):
+    """The kinds of revenue event Pulsora knows."""
+
+    PURCHASE = "purchase"
+    SUBSCRIPTION = "subscription"
+    RENEWAL = "renewal"
+    UPGRADE = "upgrade"
+    DOWNGRADE = "downgrade"
+    CHURN = "churn"
+    REFUND = "refund"
+
+
+class Invalid(Exception):
+    """Internal: one or more field problems found by a checker."""
+
+    def __init__(self, *errors: FieldError) -> None:
+        super().__init__(*errors)
+        self.errors = errors
+
+
+def received(value: object) -> str:
+    """Describe a received value for a message, shortened if it is long."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+def required_str(name: str, value: object) -> str:
+    """Return *value* stripped; it must be a non-blank string."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if value is None or isinstance(value, str):
+        raise Invalid(FieldError(name, f"{name} is required. Received: {received(value)}."))
+    raise Invalid(FieldError(name, f"{name} must be a string. Received: {received(value)}."))
+
+
+def optional_str(name: str, value: object) -> str | None:
+    """Return *value* stripped, or None when absent; blank strings are refused."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise Invalid(
+        FieldError(name, f"{name} must be a non-blank string. Received: {received(value)}.")
+    )
+
+
+def event_type(value: object) -> EventType | None:
+    """Return the ``EventType`` for *value*, case-insensitively, or None when absent."""
+    if value is None or isinstance(value, EventType):
+        return value
+    if isinstance(value, str):
+        try:
+            return EventType(value.strip().lower())
+        except ValueError:
+            pass
+    choices = ", ".join(EventType)
+    raise Invalid(
+        FieldError(
+            "event_type",
+            f"event_type must be one of: {choices}. Received: {received(value)}.",
+        )
+    )
+
+
+def currency(value: object) -> str:
+    """Return *value* as an upper-case active ISO 4217 code."""
+    try:
+        return normalise_currency(value)
+    except ValueError as exc:
+        raise Invalid(FieldError("currency", str(exc))) from None
+
+
+def amount(value: object, kind: EventType | None, signed: bool = True) -> Decimal:
+    """Return the amount as a Decimal whose sign agrees with the event type.
+
+    When *signed* is false (the event type itself is invalid) only the number
+    is checked.
+    """
+    number = to_decimal(value)
+    if number is None:
+        signless = kind in (EventType.REFUND, EventType.CHURN) or not signed
+        wanted = "a number." if signless else "a positive number."
+        raise Invalid(FieldError("amount", f"amount must be {wanted} Received: {received(value)}."))
+    if not signed:
+        return number
+    if kind is EventType.REFUND and not number < 0:
+        problem = "amount must be negative for a refund: refunds are sent as negative amounts."
+    elif kind is EventType.CHURN and number < 0:
+        problem = "amount must be zero or positive for churn (normally 0)."
+    elif kind not in (EventType.REFUND, EventType.CHURN) and not number > 0:
+        problem = "amount must be a positive number."
+    else:
+        return number
+    raise Invalid(FieldError("amount", f"{problem} Received: {received(value)}."))
+
+
+_MRR_SIGN: Mapping[EventType, tuple[int, str]] = {
+    EventType.SUBSCRIPTION: (1, "zero or positive for a subscription"),
+    EventType.UPGRADE: (1, "zero or positive for an upgrade"),
+    EventType.DOWNGRADE: (-1, "zero or negative for a downgrade"),
+    EventType.CHURN: (-1, "zero or negative for churn"),
+}
+
+
+def mrr_impact(value: object, kind: EventType | None, signed: bool = True) -> Decimal | None:
+    """Return the MRR change as a Decimal whose sign agrees with the event type."""
+    if value is None:
+        return None
+    number = to_decimal(value)
+    if number is None:
+        raise Invalid(
+            FieldError(
+                "mrr_impact",
+                f"mrr_impact must be a number. Received: {received(value)}.",
+            )
+        )
+    sign, wording = _MRR_SIGN.get(kind, (0, "")) if signed and kind else (0, "")
+    if number * sign < 0:
+        raise Invalid(
+            FieldError(
+                "mrr_impact",
+                f"mrr_impact must be {wording}. Received: {received(value)}.",
+            )
+        )
+    return number
+
+
+def is_recurring(value: object) -> bool | None:
+    """Return *value* if it is a bool or None."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise Invalid(
+        FieldError(
+            "is_recurring",
+            f"is_recurring must be a boolean. Received: {received(value)}.",
+        )
+    )
+
+
+def occurred_at(value: object, path: str = "occurred_at") -> datetime | None:
+    """Return a timezone-aware datetime in UTC; ISO 8601 strings are parsed."""
+    if value is None:
+        return None
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            moment = None
+    if not isinstance(moment, datetime):
+        raise Invalid(
+            FieldError(
+                path,
+                f"{path} must be a timezone-aware datetime or ISO 8601 string. "
+                f"Received: {received(value)}.",
+            )
+        )
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise Invalid(
+            FieldError(
+                path,
+                f"{path} must be timezone-aware; a naive datetime is ambiguous. "
+                f"Received: {received(value)}.",
+            )
+        )
+    return moment.astimezone(UTC)
+
+
+def metadata(value: object) -> Mapping[str, JSONValue] | None:
+    """Return a frozen copy of *value* if it is a mapping of JSON values."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise Invalid(
+            FieldError(
+                "metadata",
+                f"metadata must be a mapping of JSON values. Received: {received(value)}.",
+            )
+        )
+    errors: list[FieldError] = []
+    frozen = _freeze(value, "metadata", 0, errors)
+    if errors:
+        raise Invalid(*errors)
+    assert isinstance(frozen, Mapping)
+    return frozen or None
+
+
+def _freeze(value: object, path: str, depth: int, errors: list[FieldError]) -> JSONValue:
+    """Copy a JSON value into immutable containers, noting every bad part."""
+    if depth > MAX_METADATA_DEPTH:
+        errors.append(FieldError(path, f"{path} nests deeper than {MAX_METADATA_DEPTH} levels."))
+        return None
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float | Decimal):
+        if isinstance(value, Decimal) and value.is_finite():
+            return value
+        if isinstance(value, float) and math.isfinite(value):
+            return value
+        errors.append(FieldError(path, f"{path} must be a finite number. Received: {value!r}."))
+        return None
+    if isinstance(value, Mapping):
+        items: dict[str, JSONValue] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                errors.append(
+                    FieldError(path, f"{path} keys must be strings. Received: {received(key)}.")
+                )
+                continue
+            items[key] = _freeze(item, _child(path, key), depth + 1, errors)
+        return MappingProxyType(items)
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v, f"{path}[{i}]", depth + 1, errors) for i, v in enumerate(value))
+    errors.append(
+        FieldError(
+            path,
+            f"{path} must be a JSON value (str, number, bool, None, list or mapping). "
+            f"Received: {received(value)}.",
+        )
+    )
+    return None
+
+
+def _child(path: str, key: str) -> str:
+    return f"{path}.{key}" if key.isidentifier() else f"{path}[{key!r}]"
