@@ -1,0 +1,43 @@
+"""Helpers for testing code that uses pulsora_revenue.
+
+``set_testing(True)`` makes retries wait no real time: every wait the client
+would sleep is recorded instead (see ``recorded_sleeps``), and deadlines are
+measured as if the waits had happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ._clock import MODE
+
+__all__ = ["is_testing", "recorded_sleeps", "set_testing", "testing"]
+
+
+def set_testing(testing: bool) -> None:
+    """Turn test mode on or off; either way, forget the recorded waits."""
+    MODE.enabled = testing
+    MODE.sleeps = []
+    MODE.offset = 0.0
+
+
+def is_testing() -> bool:
+    """Return whether test mode is on."""
+    return MODE.enabled
+
+
+def recorded_sleeps() -> list[float]:
+    """Return the waits requested since test mode was last set, in seconds."""
+    return list(MODE.sleeps)
+
+
+@contextmanager
+def testing() -> Iterator[list[float]]:
+    """Run a block in test mode; yield the live list of requested waits."""
+    was = MODE.enabled
+    set_testing(True)
+    try:
+        yield MODE.sleeps
+    finally:
+        set_testing(was)
