@@ -1,0 +1,56 @@
+"""Type-checked by mypy, never run: pins the types of the public API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import httpx
+
+from pulsora_revenue import (
+    EventType,
+    RateLimitError,
+    RetryPolicy,
+    Revenue,
+    RevenueEvent,
+    TrackResult,
+    ValidationError,
+    currency_exponent,
+    from_minor_units,
+    to_minor_units,
+)
+
+event = RevenueEvent(
+    visitor_fingerprint="fp",
+    session_id="s",
+    customer_id="c",
+    amount=Decimal("1.00"),
+    transaction_id="t",
+    event_type=EventType.PURCHASE,
+)
+amount: Decimal = event.amount
+kind: EventType | None = event.event_type
+policy = RetryPolicy(max_attempts=2, initial_delay=timedelta(seconds=1), deadline=5.0)
+revenue = Revenue(
+    "sec_x", retry=policy, transport=httpx.MockTransport(lambda r: httpx.Response(202))
+)
+exponent: int = currency_exponent("usd")
+major: Decimal = from_minor_units(9999, "usd")
+minor: int = to_minor_units(major, "usd")
+
+
+async def track() -> None:
+    async with Revenue() as client:
+        result: TrackResult = await client.track(event)
+        result = await client.track({"amount": "1"})
+        result = await client.track(amount="1", transaction_id="t")
+        seconds: float = result.elapsed
+        attempts: int = result.attempts
+        duplicate: bool = result.duplicate
+        status: int | None = result.status_code
+    try:
+        pass
+    except ValidationError as exc:
+        paths: list[str] = [e.path for e in exc.errors]
+    except RateLimitError as exc:
+        wait: float | None = exc.retry_after
