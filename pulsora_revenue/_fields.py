@@ -8,7 +8,6 @@ together.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -192,7 +191,12 @@ def occurred_at(value: object, path: str = "occurred_at") -> datetime | None:
                 f"Received: {received(value)}.",
             )
         )
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise Invalid(
+            FieldError(path, f"{path} is out of range in UTC. Received: {received(value)}.")
+        ) from None
 
 
 def metadata(value: object) -> Mapping[str, JSONValue] | None:
@@ -219,14 +223,18 @@ def _freeze(value: object, path: str, depth: int, errors: list[FieldError]) -> J
     if depth > MAX_METADATA_DEPTH:
         errors.append(FieldError(path, f"{path} nests deeper than {MAX_METADATA_DEPTH} levels."))
         return None
-    if value is None or isinstance(value, str | bool | int):
+    if value is None or isinstance(value, str | bool):
         return value
-    if isinstance(value, float | Decimal):
-        if isinstance(value, Decimal) and value.is_finite():
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        if to_decimal(value) is not None:
             return value
-        if isinstance(value, float) and math.isfinite(value):
-            return value
-        errors.append(FieldError(path, f"{path} must be a finite number. Received: {value!r}."))
+        errors.append(
+            FieldError(
+                path,
+                f"{path} must be a finite number below 10**30 with at most 30 decimals. "
+                f"Received: {received(value)}.",
+            )
+        )
         return None
     if isinstance(value, Mapping):
         items: dict[str, JSONValue] = {}
