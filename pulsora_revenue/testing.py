@@ -1,5 +1,9 @@
 """Helpers for testing code that uses pulsora_revenue.
 
+``FakePulsora`` is Pulsora's ingest API in process, usable as
+``Revenue(..., transport=fake.transport)``; the pytest fixture ``fake_pulsora``
+comes with ``pytest_plugins = ["pulsora_revenue.pytest_plugin"]``.
+
 ``set_testing(True)`` makes retries wait no real time: every wait the client
 would sleep is recorded instead (see ``recorded_sleeps``), and deadlines are
 measured as if the waits had happened.
@@ -11,8 +15,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ._clock import MODE
+from ._fake import FakePulsora, Rejection
+from ._faults import Fault
 
-__all__ = ["is_testing", "recorded_sleeps", "set_testing", "testing"]
+__all__ = [
+    "FakePulsora",
+    "Fault",
+    "Rejection",
+    "fast_retries",
+    "is_testing",
+    "recorded_sleeps",
+    "set_testing",
+]
 
 
 def set_testing(testing: bool) -> None:
@@ -33,7 +47,7 @@ def recorded_sleeps() -> list[float]:
 
 
 @contextmanager
-def testing() -> Iterator[list[float]]:
+def fast_retries() -> Iterator[list[float]]:
     """Run a block in test mode; yield the live list of requested waits."""
     was = MODE.enabled
     set_testing(True)

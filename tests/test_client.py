@@ -156,7 +156,7 @@ async def test_event_and_fields_together_is_a_type_error() -> None:
 async def test_retries_503_until_accepted(client_for: Callable[..., Revenue]) -> None:
     script = Script(503, 503, 202)
     async with client_for(script) as revenue:
-        with testing.testing() as sleeps:
+        with testing.fast_retries() as sleeps:
             result = await revenue.track(EVENT)
     assert result.attempts == 3
     assert result.status_code == 202
@@ -223,7 +223,7 @@ async def test_non_json_error_body_is_quoted(client_for: Callable[..., Revenue])
 async def test_retry_after_is_a_minimum_wait(client_for: Callable[..., Revenue]) -> None:
     script = Script((429, {"Retry-After": "2"}), 202)
     async with client_for(script) as revenue:
-        with testing.testing() as sleeps:
+        with testing.fast_retries() as sleeps:
             result = await revenue.track(EVENT)
     assert result.attempts == 2
     (wait,) = sleeps
@@ -235,7 +235,7 @@ async def test_retry_after_as_http_date(client_for: Callable[..., Revenue]) -> N
     header = later.strftime("%a, %d %b %Y %H:%M:%S GMT")
     script = Script((503, {"Retry-After": header}), 202)
     async with client_for(script) as revenue:
-        with testing.testing() as sleeps:
+        with testing.fast_retries() as sleeps:
             await revenue.track(EVENT)
     (wait,) = sleeps
     assert 3.0 <= wait <= 6.0
@@ -246,7 +246,7 @@ async def test_retry_after_beyond_deadline_raises_at_once(
 ) -> None:
     script = Script((429, {"Retry-After": "3600"}), 202)
     async with client_for(script) as revenue:
-        with testing.testing() as sleeps, pytest.raises(RateLimitError) as info:
+        with testing.fast_retries() as sleeps, pytest.raises(RateLimitError) as info:
             await revenue.track(EVENT)
     assert sleeps == []
     assert len(script.requests) == 1
@@ -260,7 +260,7 @@ async def test_deadline_bounds_the_whole_call(client_for: Callable[..., Revenue]
         max_attempts=10, initial_delay=4, max_delay=8, deadline=10, uniform=lambda a, b: b
     )
     async with client_for(script, retry=policy) as revenue:
-        with testing.testing() as sleeps, pytest.raises(ServerError):
+        with testing.fast_retries() as sleeps, pytest.raises(ServerError):
             await revenue.track(EVENT)
     assert sleeps == [4.0]  # the next wait (8 s) would end past the 10 s deadline
     assert len(script.requests) == 2

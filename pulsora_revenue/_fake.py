@@ -1,0 +1,132 @@
+"""``FakePulsora``: the ingest contract in process, as an httpx transport."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+import attrs
+import httpx
+
+from . import _clock
+from ._event import RevenueEvent
+from ._faults import Fault, Faults, respond
+from ._ingest import Answer, Ingest, RateLimit, summarise_body
+
+
+@attrs.frozen
+class Rejection:
+    """A request the emulator refused: its status, error message and body."""
+
+    status: int
+    message: str
+    body: str
+
+
+@attrs.define
+class MemoryStore:
+    """Accepted events and rejected requests, in memory."""
+
+    events: list[RevenueEvent] = attrs.Factory(list)
+    rejected: list[Rejection] = attrs.Factory(list)
+    _keys: set[tuple[str, str]] = attrs.Factory(set)
+
+    def record(self, event: RevenueEvent) -> bool:
+        if event.dedup_key in self._keys:
+            return False
+        self._keys.add(event.dedup_key)
+        self.events.append(event)
+        return True
+
+    def reject(self, answer: Answer, body: bytes) -> None:
+        self.rejected.append(Rejection(answer.status, answer.message, summarise_body(body)))
+
+    def clear(self) -> None:
+        self.events.clear()
+        self.rejected.clear()
+        self._keys.clear()
+
+
+class FakePulsora:
+    """An in-process Pulsora for tests: ``Revenue(..., transport=fake.transport)``.
+
+    It follows the same contract as the real API (and the dev server): it
+    validates, authenticates, de-duplicates and answers 202, 400, 401, 403, 409
+    or 429. ``events`` holds the accepted ``RevenueEvent``s, ``rejected`` the
+    refused requests. Script faults for the next requests with ``fail_next``,
+    ``drop_next`` and ``delay_next`` (or ``script``), or set ``chaos``.
+
+    *tokens* limits the valid tokens (by default any ``sec_``/``pub_`` token);
+    *rate_limit* is ``(requests, seconds)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        tokens: Collection[str] | None = None,
+        rate_limit: tuple[int, float] | None = None,
+    ) -> None:
+        self._store = MemoryStore()
+        limit = RateLimit(*rate_limit) if rate_limit is not None else None
+        self.ingest = Ingest(self._store, tokens=tokens, rate_limit=limit)
+        self.faults = Faults()
+        self.requests = 0
+        self.transport = httpx.MockTransport(self._handle)
+
+    def __repr__(self) -> str:
+        return (
+            f"<FakePulsora events={len(self.events)} rejected={len(self.rejected)} "
+            f"requests={self.requests}>"
+        )
+
+    @property
+    def events(self) -> list[RevenueEvent]:
+        """The accepted events, in the order received."""
+        return self._store.events
+
+    @property
+    def rejected(self) -> list[Rejection]:
+        """The refused requests (scripted faults included), in the order received."""
+        return self._store.rejected
+
+    @property
+    def chaos(self) -> float:
+        """The share of requests (0 to 1) that get a random fault."""
+        return self.faults.chaos
+
+    @chaos.setter
+    def chaos(self, rate: float) -> None:
+        if not 0 <= rate <= 1:
+            raise ValueError(f"chaos must be between 0 and 1, not {rate!r}")
+        self.faults.chaos = rate
+
+    def script(self, faults: Iterable[Fault]) -> None:
+        """Apply *faults* to the next requests, one each, in order."""
+        self.faults.script(faults)
+
+    def fail_next(self, *statuses: int, retry_after: float | None = None) -> None:
+        """Answer the next requests with *statuses*, recording nothing."""
+        self.script(Fault(status=s, retry_after=retry_after) for s in statuses)
+
+    def drop_next(self, count: int = 1) -> None:
+        """Record the next *count* events but lose the answers (close the connection)."""
+        self.script(Fault(drop=True) for _ in range(count))
+
+    def delay_next(self, seconds: float, count: int = 1) -> None:
+        """Answer each of the next *count* requests *seconds* late (after recording)."""
+        self.script(Fault(delay=seconds) for _ in range(count))
+
+    def reset(self) -> None:
+        """Forget events, rejections, scripted faults and the request count."""
+        self._store.clear()
+        self.faults.clear()
+        self.requests = 0
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        body = await request.aread()
+        answer = await respond(self.ingest, self.faults, request.headers, body, clock=_clock.now)
+        if answer is None:
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
+        return httpx.Response(answer.status, headers=answer.headers, content=answer.encode())

@@ -1,0 +1,143 @@
+"""Scriptable faults for the emulator: error statuses, delays, dropped answers.
+
+A ``Faults`` queue decides what happens to each next request; when it is empty,
+an optional chaos rate injects random faults, for demos. ``respond`` carries a
+fault out around the ingest contract; the front ends only translate its result
+into HTTP.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import attrs
+
+from ._ingest import Answer, Ingest, redact_body
+
+_REASONS: Mapping[int, str] = {
+    408: "Request timeout",
+    429: "Rate limited",
+    500: "Internal server error",
+    502: "Bad gateway",
+    503: "Service unavailable",
+    504: "Gateway timeout",
+}
+
+
+@attrs.frozen(kw_only=True)
+class Fault:
+    """What to do to one request instead of (or besides) answering it normally.
+
+    ``status``: answer with this status and record nothing (``retry_after``
+    adds a ``Retry-After`` header). ``delay``: wait this many seconds before
+    answering, after the event was recorded: a client that times out meanwhile
+    has lost an answer, as with ``drop``.
+    ``drop``: handle the request normally (the event is recorded), then close the
+    connection without an answer: the lost answer that makes retries land twice.
+    """
+
+    status: int | None = None
+    retry_after: float | None = None
+    delay: float = 0.0
+    drop: bool = False
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Fault:
+        """Build a fault from its JSON form, as sent to the dev server; ValueError if bad."""
+        unknown = set(value) - {"status", "retry_after", "delay", "drop"}
+        if unknown:
+            raise ValueError(f"unknown fault keys: {', '.join(sorted(unknown))}")
+        status = value.get("status")
+        if status is not None and (type(status) is not int or not 100 <= status <= 599):
+            raise ValueError(f"status must be an HTTP status code, not {status!r}")
+        drop = value.get("drop", False)
+        if not isinstance(drop, bool):
+            raise ValueError(f"drop must be true or false, not {drop!r}")
+        return cls(
+            status=status,
+            retry_after=_seconds(value.get("retry_after"), "retry_after"),
+            delay=_seconds(value.get("delay"), "delay") or 0.0,
+            drop=drop,
+        )
+
+    def answer(self) -> Answer:
+        """The answer a status fault gives."""
+        assert self.status is not None
+        headers = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = f"{self.retry_after:g}"
+        reason = _REASONS.get(self.status, "Scripted fault")
+        return Answer(self.status, {"error": reason}, headers)
+
+
+def _seconds(value: object, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+
+
+#: The faults chaos mode draws from.
+CHAOS_MENU = (
+    Fault(status=503),
+    Fault(status=500),
+    Fault(status=429, retry_after=1),
+    Fault(drop=True),
+)
+
+
+@attrs.define
+class Faults:
+    """A queue of scripted faults, then random ones at ``chaos`` rate (0 to 1)."""
+
+    chaos: float = 0.0
+    rng: random.Random = attrs.Factory(random.Random)
+    _queue: deque[Fault] = attrs.Factory(deque)
+
+    def script(self, faults: Iterable[Fault]) -> None:
+        """Apply *faults* to the next requests, one each, in order."""
+        self._queue.extend(faults)
+
+    def clear(self) -> None:
+        """Forget scripted faults and turn chaos off."""
+        self._queue.clear()
+        self.chaos = 0.0
+
+    @property
+    def pending(self) -> int:
+        """How many scripted faults are still waiting for a request."""
+        return len(self._queue)
+
+    def next(self) -> Fault | None:
+        """Return the fault for the next request, if any."""
+        if self._queue:
+            return self._queue.popleft()
+        if self.chaos and self.rng.random() < self.chaos:
+            return self.rng.choice(CHAOS_MENU)
+        return None
+
+
+async def respond(
+    ingest: Ingest,
+    faults: Faults,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    clock: Callable[[], float],
+) -> Answer | None:
+    """Answer one request under the next fault; None means: drop the connection."""
+    fault = faults.next()
+    if fault is not None and fault.status is not None:
+        answer = fault.answer()
+        ingest.store.reject(answer, redact_body(body))
+    else:
+        answer = ingest.handle(headers, body, now=clock())
+    if fault is not None and fault.delay:
+        await anyio.sleep(fault.delay)  # decided (and recorded) already: a late answer
+    return None if fault is not None and fault.drop else answer
