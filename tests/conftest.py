@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import attrs
+import httpx
 import pytest
+import uvicorn
+from starlette.types import ASGIApp
 
 from pulsora_revenue import testing
+from pulsora_revenue._server import create_app
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -24,3 +34,74 @@ def _no_real_sleeps() -> Iterator[None]:
 def _no_token_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PULSORA_SECRET_TOKEN", raising=False)
     monkeypatch.delenv("PULSORA_ENDPOINT", raising=False)
+
+
+pytest_plugins = ["pulsora_revenue.pytest_plugin"]
+
+
+@attrs.define
+class DevServer:
+    """A running dev server: its base URL, ingest endpoint, and database file."""
+
+    url: str
+    db: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url}/api/ingest"
+
+    def reset(self) -> None:
+        httpx.delete(f"{self.url}/api/events").raise_for_status()
+        httpx.delete(f"{self.url}/api/faults").raise_for_status()
+
+    def script(self, *faults: dict[str, object], chaos: float | None = None) -> None:
+        spec: dict[str, object] = {"faults": list(faults)}
+        if chaos is not None:
+            spec["chaos"] = chaos
+        httpx.post(f"{self.url}/api/faults", json=spec).raise_for_status()
+
+    def events(self, transaction_id: str | None = None) -> list[dict[str, object]]:
+        params = {"transaction_id": transaction_id} if transaction_id else {}
+        response = httpx.get(f"{self.url}/api/events", params=params)
+        response.raise_for_status()
+        result: list[dict[str, object]] = response.json()
+        return result
+
+
+@contextmanager
+def serve(app: ASGIApp) -> Iterator[str]:
+    """Serve *app* with uvicorn on a free loopback port, in a thread; yield its URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the dev server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """The real ``pulsora-revenue dev`` app, served by uvicorn on loopback."""
+    db = tmp_path_factory.mktemp("dev") / "events.sqlite"
+    with serve(create_app(db)) as url:
+        yield DevServer(url, db)
+
+
+@pytest.fixture
+def server(dev_server: DevServer) -> DevServer:
+    """The session's dev server, emptied for this test."""
+    dev_server.reset()
+    return dev_server

@@ -1,0 +1,133 @@
+"""The ``pulsora-revenue`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+
+from ._config import is_loopback
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """Parse ``2000/h``, ``5/s`` or ``100/60`` into (requests, seconds)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?|[smh])\s*", text)
+    if match is None or int(match[1]) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected REQUESTS/PERIOD such as 2000/h, 5/s or 100/60, not {text!r}"
+        )
+    period = _UNITS.get(match[2]) or float(match[2])
+    if period <= 0:
+        raise argparse.ArgumentTypeError(f"the period must be positive in {text!r}")
+    return int(match[1]), period
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pulsora-revenue",
+        description="Record revenue in Pulsora, and emulate its ingest API locally.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    dev = commands.add_parser(
+        "dev",
+        help="run the local ingest emulator (needs the 'server' extra)",
+        description="Run Pulsora's ingest API locally, storing events in SQLite, with a "
+        "page at / that shows totals, events and rejected requests.",
+        epilog="examples:\n  pulsora-revenue dev\n"
+        "  pulsora-revenue dev --port 9000 --db /tmp/events.sqlite --rate-limit 2000/h",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    dev.add_argument("--port", type=int, default=8787, help="port (default 8787)")
+    dev.add_argument(
+        "--db", default="pulsora-dev.sqlite", help="SQLite file (default ./pulsora-dev.sqlite)"
+    )
+    dev.add_argument(
+        "--token",
+        action="append",
+        metavar="TOKEN",
+        help="accept only this token (repeatable); by default any sec_ or pub_ token",
+    )
+    dev.add_argument(
+        "--rate-limit", type=parse_rate, metavar="N/PERIOD", help="answer 429 above this rate"
+    )
+    dev.add_argument(
+        "--chaos", type=float, default=0.0, metavar="RATE", help="share of requests that fail"
+    )
+    dev.set_defaults(run=_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+def _dev(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ._server import create_app
+    except ImportError as exc:
+        print(
+            f"pulsora-revenue dev needs the server extra ({exc.name} is missing): "
+            "pip install 'pulsora-revenue[server]'",
+            file=sys.stderr,
+        )
+        return 2
+    if not 0 <= args.chaos <= 1:
+        print("--chaos must be between 0 and 1", file=sys.stderr)
+        return 2
+    if not is_loopback(args.host):
+        print(f"warning: serving on {args.host}, not only on this machine", file=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    app = create_app(args.db, tokens=args.token, rate_limit=args.rate_limit, chaos=args.chaos)
+    base = f"http://{args.host}:{args.port}"
+    print(f"Pulsora ingest emulator: {base}/  (POST events to {base}/api/ingest)", flush=True)
+    print(f"Events are stored in {args.db}. Stop with Ctrl-C.", flush=True)
+    with _exit_quietly_on_signals():
+        uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    print("Stopped.", flush=True)
+    return 0
+
+
+class _Stop(Exception):
+    """Raised by our signal handler once uvicorn has shut down and re-raised the signal."""
+
+
+@contextmanager
+def _exit_quietly_on_signals() -> Iterator[None]:
+    """Let Ctrl-C and SIGTERM end the server with exit code 0.
+
+    uvicorn shuts down gracefully on these signals, then raises the signal again
+    with the handlers it found; ours turns that into a clean return.
+    """
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise _Stop
+
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, stop) for s in wanted}
+    try:
+        yield
+    except _Stop:
+        pass
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("pulsora-revenue")

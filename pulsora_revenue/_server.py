@@ -1,0 +1,162 @@
+"""The ``pulsora-revenue dev`` server: the ingest contract over HTTP, on Starlette.
+
+Needs the ``server`` extra (Starlette and uvicorn).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from . import _json, _page
+from ._faults import Fault, Faults, respond
+from ._ingest import MAX_BODY_BYTES, Answer, Ingest, RateLimit
+from ._store import SQLiteStore
+
+logger = logging.getLogger("pulsora_revenue.dev")
+
+INGEST_PATH = "/api/ingest"
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    """A JSON response whose Decimals keep their exact digits."""
+    return Response(_json.dumps(value), status, media_type="application/json")
+
+
+class IngestEndpoint:
+    """``POST /api/ingest`` as a raw ASGI app, so that it can drop a connection."""
+
+    def __init__(self, ingest: Ingest, faults: Faults) -> None:
+        self.ingest = ingest
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        if request.method != "POST":
+            await json_response({"error": "Use POST"}, 405)(scope, receive, send)
+            return
+        body = await _read_body(request)
+        answer = await respond(
+            self.ingest, self.faults, request.headers, body, clock=anyio.current_time
+        )
+        if answer is None:
+            logger.info("POST %s dropped without an answer (scripted)", INGEST_PATH)
+            await _drop(send)
+            return
+        _log(answer, body)
+        response = Response(
+            answer.encode(), answer.status, dict(answer.headers), media_type="application/json"
+        )
+        await response(scope, receive, send)
+
+
+async def _read_body(request: Request) -> bytes:
+    """Read at most one byte more than the limit, so that huge bodies are refused cheaply."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            break
+    return b"".join(chunks)
+
+
+async def _drop(send: Send) -> None:
+    """Start an answer and end it half-way: the client sees the connection break."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 202,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+        }
+    )
+
+
+def _log(answer: Answer, body: bytes) -> None:
+    outcome = answer.message or "accepted"
+    logger.info("POST %s %d %s (%d bytes)", INGEST_PATH, answer.status, outcome, len(body))
+
+
+class _QuietDrops(logging.Filter):
+    """Hide uvicorn's complaint about the answers we drop on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
+
+
+def create_app(
+    db: str | Path,
+    *,
+    tokens: Collection[str] | None = None,
+    rate_limit: tuple[int, float] | None = None,
+    chaos: float = 0.0,
+) -> Starlette:
+    """Return the dev server's Starlette app, storing events in the SQLite file *db*."""
+    store = SQLiteStore(db)
+    limit = RateLimit(*rate_limit) if rate_limit is not None else None
+    ingest = Ingest(store, tokens=tokens, rate_limit=limit)
+    faults = Faults(chaos=chaos)
+    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+    async def page(request: Request) -> Response:
+        endpoint = str(request.url_for("ingest"))
+        return HTMLResponse(_page.render(store.summary(), endpoint=endpoint))
+
+    async def events(request: Request) -> Response:
+        if request.method == "DELETE":
+            store.clear()
+            return json_response({"success": True})
+        transaction_id = request.query_params.get("transaction_id")
+        return json_response(store.events(transaction_id))
+
+    async def script_faults(request: Request) -> Response:
+        if request.method == "DELETE":
+            faults.clear()
+            return json_response({"success": True})
+        try:
+            spec = _json.loads(await request.body())
+            faults.script([Fault.from_json(f) for f in spec.get("faults", [])])
+            if "chaos" in spec:
+                faults.chaos = _chaos(spec["chaos"])
+        except (ValueError, TypeError, AttributeError) as exc:
+            return json_response({"error": f"Bad fault script: {exc}"}, 400)
+        return json_response({"success": True, "pending": faults.pending})
+
+    async def health(request: Request) -> Response:
+        return json_response({"ok": True, "events": store.count()})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            store.close()
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route(INGEST_PATH, IngestEndpoint(ingest, faults), name="ingest", methods=["POST"]),
+            Route("/api/events", events, methods=["GET", "DELETE"]),
+            Route("/api/faults", script_faults, methods=["POST", "DELETE"]),
+            Route("/api/health", health),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def _chaos(value: object) -> float:
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    raise ValueError(f"chaos must be a number from 0 to 1, not {value!r}")

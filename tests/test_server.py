@@ -1,0 +1,209 @@
+"""The dev server over real HTTP (uvicorn on loopback), driven by the real client."""
+
+from __future__ import annotations
+
+import html
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pulsora_revenue import (
+    BadRequestError,
+    DuplicateTransactionError,
+    RateLimitError,
+    RetryPolicy,
+    Revenue,
+    ValidationError,
+    testing,
+)
+from pulsora_revenue._server import create_app
+
+from .conftest import DevServer, serve
+from .test_ingest import MALFORMED, SECRET
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "sec_test_0123456789abcdef"
+EVENT: dict[str, Any] = {
+    "visitor_fingerprint": "fp_1",
+    "session_id": "sess_1",
+    "customer_id": "cus_1",
+    "amount": "49.99",
+    "currency": "eur",
+    "transaction_id": "tx_1",
+    "event_type": "purchase",
+}
+
+
+async def test_track_is_stored(server: DevServer) -> None:
+    async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
+        result = await revenue.track({**EVENT, "metadata": {"plan": "pro"}})
+    assert result.status_code == 202
+    (stored,) = server.events("tx_1")
+    assert stored["amount"] == 49.99
+    assert stored["currency"] == "EUR"
+    assert stored["metadata"] == {"plan": "pro"}
+
+
+async def test_validation_error_never_reaches_the_server(server: DevServer) -> None:
+    async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
+        with pytest.raises(ValidationError):
+            await revenue.track({**EVENT, "amount": -1})
+    assert server.events() == []
+
+
+async def test_server_validation_answer(server: DevServer) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            server.endpoint,
+            headers={"X-API-Token": TOKEN},
+            json={"type": "revenue", "data": {**EVENT, "amount": -1}},
+        )
+    assert response.status_code == 400
+    assert response.json()["message"] == "amount must be a positive number. Received: -1."
+
+
+async def test_duplicate_from_an_earlier_call(server: DevServer) -> None:
+    async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
+        await revenue.track(EVENT)
+        with pytest.raises(DuplicateTransactionError):
+            await revenue.track(EVENT)
+    assert len(server.events()) == 1
+
+
+async def test_429_with_retry_after_is_waited_out(server: DevServer) -> None:
+    server.script({"status": 429, "retry_after": 2})
+    async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
+        with testing.fast_retries() as sleeps:
+            result = await revenue.track(EVENT)
+    assert result.attempts == 2
+    assert 2 <= sleeps[0] <= 2.5
+    assert len(server.events()) == 1
+
+
+async def test_rate_limited_server(tmp_path: Path) -> None:
+    with serve(create_app(tmp_path / "db.sqlite", rate_limit=(1, 3600))) as url:
+        async with Revenue(TOKEN, endpoint=f"{url}/api/ingest") as revenue:
+            await revenue.track(EVENT)
+            with pytest.raises(RateLimitError) as info:
+                await revenue.track({**EVENT, "transaction_id": "tx_2"})
+    assert info.value.retry_after is not None
+    assert 3500 < info.value.retry_after <= 3600
+
+
+async def test_dropped_answer_then_retry_is_delivered_once(server: DevServer) -> None:
+    server.script({"drop": True})
+    async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
+        result = await revenue.track(EVENT)
+    assert result.duplicate
+    assert result.attempts == 2
+    assert len(server.events("tx_1")) == 1
+
+
+async def test_lost_answer_by_timeout_is_delivered_once(server: DevServer) -> None:
+    server.script({"delay": 0.5})
+    policy = RetryPolicy(initial_delay=0.01, max_delay=0.01)
+    async with Revenue(TOKEN, endpoint=server.endpoint, timeout=0.1, retry=policy) as revenue:
+        result = await revenue.track(EVENT)
+    assert result.duplicate
+    assert len(server.events("tx_1")) == 1
+
+
+async def test_bad_request_from_the_server(server: DevServer) -> None:
+    async def corrupt(request: httpx.Request) -> httpx.Response:
+        async with httpx.AsyncClient() as client:
+            content = request.content.replace(b'"currency":"EUR"', b'"currency":"XYZ"')
+            return await client.post(str(request.url), headers=request.headers, content=content)
+
+    async with Revenue(
+        TOKEN, endpoint=server.endpoint, transport=httpx.MockTransport(corrupt)
+    ) as revenue:
+        with pytest.raises(BadRequestError, match="active ISO 4217"):
+            await revenue.track(EVENT)
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "wanted"), MALFORMED[:12], ids=[m[0] for m in MALFORMED[:12]]
+)
+async def test_malformed_bodies_over_http(
+    server: DevServer, name: str, payload: bytes, wanted: str
+) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(server.endpoint, headers=dict(SECRET), content=payload)
+    assert response.status_code == 400, name
+    assert wanted in response.text
+    assert server.events() == []
+
+
+async def test_huge_body_is_refused_without_a_500(server: DevServer) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            server.endpoint, headers=dict(SECRET), content=b"x" * (5 * 1024 * 1024)
+        )
+    assert response.status_code == 400
+    assert "larger than" in response.json()["message"]
+
+
+async def test_page_shows_totals_and_escapes(server: DevServer) -> None:
+    rows = [
+        {**EVENT, "transaction_id": "<script>alert(1)</script>", "amount": "100.10"},
+        {**EVENT, "transaction_id": "re_1", "event_type": "refund", "amount": "-20.05"},
+        {
+            **EVENT,
+            "transaction_id": "sub_1",
+            "event_type": "subscription",
+            "amount": "30",
+            "mrr_impact": "30",
+        },
+        {**EVENT, "transaction_id": "jp_1", "currency": "JPY", "amount": 5000},
+    ]
+    async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
+        for row in rows:
+            await revenue.track(row)
+    async with httpx.AsyncClient() as client:
+        await client.post(server.endpoint, content=b"{}")  # a rejection: no token
+        page = (await client.get(server.url)).text
+    assert "<script>alert(1)</script>" not in page
+    assert html.escape("<script>alert(1)</script>") in page
+    eur = page[page.index("<td>EUR</td>") :]
+    assert "130.10" in eur[:200]  # gross: 100.10 + 30
+    assert "-20.05" in eur[:200]  # refunds
+    assert "110.05" in eur[:200]  # net
+    assert "Missing API token" in page
+    assert "JPY" in page
+
+
+async def test_events_endpoint_reset_and_filter(server: DevServer) -> None:
+    async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
+        await revenue.track(EVENT)
+        await revenue.track({**EVENT, "transaction_id": "tx_2"})
+    assert [e["transaction_id"] for e in server.events("tx_2")] == ["tx_2"]
+    assert len(server.events()) == 2
+    server.reset()
+    assert server.events() == []
+
+
+async def test_bad_fault_script_is_a_400(server: DevServer) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{server.url}/api/faults", json={"faults": [{"status": "x"}]})
+    assert response.status_code == 400
+    assert "status" in response.json()["error"]
+
+
+async def test_events_survive_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "events.sqlite"
+    for transaction_id in ("tx_1", "tx_2"):
+        with serve(create_app(db)) as url:
+            async with Revenue(TOKEN, endpoint=f"{url}/api/ingest") as revenue:
+                await revenue.track({**EVENT, "transaction_id": transaction_id})
+    with serve(create_app(db)) as url:
+        async with httpx.AsyncClient() as client:
+            events = (await client.get(f"{url}/api/events")).json()
+        async with Revenue(TOKEN, endpoint=f"{url}/api/ingest") as revenue:
+            with pytest.raises(DuplicateTransactionError):
+                await revenue.track(EVENT)
+    assert sorted(e["transaction_id"] for e in events) == ["tx_1", "tx_2"]
+    assert Decimal(str(events[0]["amount"])) == Decimal("49.99")
