@@ -81,6 +81,7 @@ class Revenue:
     ) -> None:
         self._token = resolve_token(api_token)
         self._url = resolve_endpoint(endpoint)
+        self._shown_url = str(self._url)
         self._timeout = to_seconds(timeout)
         if not self._timeout > 0:
             raise ConfigurationError(f"timeout must be positive, not {timeout!r}")
@@ -103,7 +104,7 @@ class Revenue:
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
-        return f"<Revenue{state} endpoint={str(self._url)!r} token={redact(self._token)!r}>"
+        return f"<Revenue{state} endpoint={self._shown_url!r} token={redact(self._token)!r}>"
 
     @property
     def retry(self) -> RetryPolicy:
@@ -160,20 +161,24 @@ class Revenue:
         return self._client
 
     async def _deliver(self, event: RevenueEvent, body: bytes) -> TrackResult:
-        client = self._http()
-        headers = {**self._headers, "Idempotency-Key": idempotency_key(event)}
         policy = self._retry
-        started = _clock.now()
+        key = idempotency_key(event)
+        watch = _clock.Stopwatch()
         maybe_delivered = False
         attempt = 0
         while True:
             attempt += 1
+            client = self._http()  # raises ClientClosedError if closed while waiting
             request = client.build_request(
-                "POST", self._url, content=body, headers=headers, timeout=self._timeout
+                "POST",
+                self._url,
+                content=body,
+                headers={**self._headers, "Idempotency-Key": key},
+                timeout=self._timeout,
             )
-            budget = max(0.0, policy.deadline - (_clock.now() - started))
-            reply = self._scrub(await send_once(client, request, budget=budget))
-            elapsed = _clock.now() - started
+            budget = max(0.0, policy.deadline - watch.elapsed())
+            reply = await send_once(client, request, budget=budget, scrub=self._scrub)
+            elapsed = watch.elapsed()
             self._log_attempt(event, reply, attempt, elapsed)
             decision = decide(
                 policy,
@@ -192,20 +197,15 @@ class Revenue:
                     duplicate=decision.duplicate,
                 )
             if decision.verdict is Verdict.GIVE_UP:
-                raise to_exception(
-                    reply, event=event, attempts=attempt, url=str(self._url)
-                ) from reply.failure
+                # Not chained: the httpx failure holds the request, and so the token.
+                raise to_exception(reply, event=event, attempts=attempt, url=self._shown_url)
             if self._debug:
                 logger.debug("retrying %s in %.3f s", _summary(event), decision.delay)
-            await _clock.sleep(decision.delay)
+            await watch.sleep(decision.delay)
 
-    def _scrub(self, reply: Reply) -> Reply:
+    def _scrub(self, text: str) -> str:
         """Remove the token from anything the server echoed back."""
-        if self._token in reply.message:
-            return attrs.evolve(
-                reply, message=reply.message.replace(self._token, redact(self._token))
-            )
-        return reply
+        return text.replace(self._token, redact(self._token)) if self._token in text else text
 
     def _log_attempt(self, event: RevenueEvent, reply: Reply, attempt: int, elapsed: float) -> None:
         if not self._debug:
@@ -214,7 +214,7 @@ class Revenue:
         answer = str(status) if status is not None else type(reply.failure).__name__
         logger.debug(
             "POST %s -> %s (attempt %d, %.3f s) %s",
-            self._url,
+            self._shown_url,
             answer,
             attempt,
             elapsed,

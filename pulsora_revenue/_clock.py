@@ -1,7 +1,9 @@
 """Time for the retry loop, with a test mode in which waits are recorded, not slept.
 
-In test mode a wait advances a virtual offset instead of the real clock, so that
-deadlines behave as they would in production while the test runs instantly.
+In test mode a wait is recorded and counted as time passed by the call that
+waited (its ``Stopwatch``), so that deadlines behave as they would in
+production while the test runs instantly. ``now()`` adds every skipped wait of
+every call, for emulators that need a clock that moves in test mode.
 """
 
 from __future__ import annotations
@@ -36,3 +38,21 @@ async def sleep(seconds: float) -> None:
         await anyio.lowlevel.checkpoint()
     else:
         await anyio.sleep(seconds)
+
+
+@attrs.define
+class Stopwatch:
+    """The time one call has taken, its own skipped waits included in test mode."""
+
+    started: float = attrs.field(factory=anyio.current_time)
+    skipped: float = 0.0
+
+    def elapsed(self) -> float:
+        """Seconds since the stopwatch started."""
+        return anyio.current_time() - self.started + self.skipped
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait *seconds* (in test mode: record them, and count them as elapsed)."""
+        if MODE.enabled:
+            self.skipped += seconds
+        await sleep(seconds)

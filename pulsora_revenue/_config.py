@@ -31,7 +31,7 @@ def resolve_token(api_token: str | None) -> str:
             f"or set the {TOKEN_ENV} environment variable."
         )
     token = token.strip()
-    if not token.startswith(SECRET_PREFIX):
+    if not token.startswith(SECRET_PREFIX) or token == SECRET_PREFIX:
         kind = "a public pub_ token" if token.startswith("pub_") else "a token without sec_"
         raise ConfigurationError(
             f"Revenue tracking needs a secret sec_ token, but got {kind} ({redact(token)}). "
@@ -57,6 +57,11 @@ def resolve_endpoint(endpoint: str | None) -> httpx.URL:
         raise ConfigurationError(
             f"endpoint must be an http(s) URL such as {DEFAULT_ENDPOINT}, not {text!r}"
         )
+    if url.userinfo:
+        raise ConfigurationError(
+            "endpoint must not contain a user name or password; the API token is the "
+            "only credential Pulsora needs."
+        )
     if url.scheme == "http" and not is_loopback(url.host):
         raise ConfigurationError(
             f"endpoint {text!r} uses plain http, which would send the secret token "
@@ -67,7 +72,7 @@ def resolve_endpoint(endpoint: str | None) -> httpx.URL:
 
 def is_loopback(host: str) -> bool:
     """Whether *host* names this machine: localhost, 127.0.0.0/8 or ::1."""
-    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
+    if host.lower() in ("localhost", "localhost."):
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

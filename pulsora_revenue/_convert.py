@@ -13,9 +13,9 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
-from ._errors import FieldError, ValidationError
+from ._errors import FieldError, ValidationError, received
 from ._event import OCCURRED_AT_KEY, RevenueEvent
-from ._fields import EventType, received
+from ._fields import EventType
 
 _FIELD_NAMES = frozenset(a.name for a in attrs.fields(RevenueEvent))
 _REQUIRED = tuple(a.name for a in attrs.fields(RevenueEvent) if a.default is attrs.NOTHING)

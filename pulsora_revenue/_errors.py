@@ -22,12 +22,34 @@ No message ever contains the API token.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 
 
+def received(value: object) -> str:
+    """Describe a received value for a message, shortened if it is long."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for repr (sys.set_int_max_str_digits)
+        return f"<an int of {value.bit_length()} bits>" if isinstance(value, int) else "<?>"
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
 class PulsoraError(Exception):
     """Root of every exception this library raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Our constructors take keyword-only context; rebuild without calling them,
+        # so that errors survive pickling (process pools, task queues) and copying.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[PulsoraError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 @attrs.frozen

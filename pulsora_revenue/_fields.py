@@ -8,14 +8,15 @@ together.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TypeAlias
 
-from ._errors import FieldError
-from ._money import normalise_currency, to_decimal
+from ._errors import FieldError, received
+from ._money import MAX_DIGITS, normalise_currency, parse_decimal, to_decimal, within
 
 JSONValue: TypeAlias = (
     "str | int | float | bool | Decimal | Mapping[str, JSONValue]"
@@ -44,12 +45,6 @@ class Invalid(Exception):
     def __init__(self, *errors: FieldError) -> None:
         super().__init__(*errors)
         self.errors = errors
-
-
-def received(value: object) -> str:
-    """Describe a received value for a message, shortened if it is long."""
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def required_str(name: str, value: object) -> str:
@@ -98,27 +93,40 @@ def currency(value: object) -> str:
         raise Invalid(FieldError("currency", str(exc))) from None
 
 
+def number(field: str, value: object, wanted: str) -> Decimal:
+    """Return *value* as a Decimal within ``MAX_DIGITS``, or say what was wanted."""
+    parsed = parse_decimal(value)
+    if parsed is None:
+        raise Invalid(FieldError(field, f"{field} must be {wanted}. Received: {received(value)}."))
+    if not within(parsed, MAX_DIGITS):
+        raise Invalid(
+            FieldError(
+                field,
+                f"{field} is out of range: at most {MAX_DIGITS} digits before and after the "
+                f"decimal point. Received: {received(value)}.",
+            )
+        )
+    return parsed
+
+
 def amount(value: object, kind: EventType | None, signed: bool = True) -> Decimal:
     """Return the amount as a Decimal whose sign agrees with the event type.
 
     When *signed* is false (the event type itself is invalid) only the number
     is checked.
     """
-    number = to_decimal(value)
-    if number is None:
-        signless = kind in (EventType.REFUND, EventType.CHURN) or not signed
-        wanted = "a number." if signless else "a positive number."
-        raise Invalid(FieldError("amount", f"amount must be {wanted} Received: {received(value)}."))
+    signless = kind in (EventType.REFUND, EventType.CHURN) or not signed
+    result = number("amount", value, "a number" if signless else "a positive number")
     if not signed:
-        return number
-    if kind is EventType.REFUND and not number < 0:
+        return result
+    if kind is EventType.REFUND and not result < 0:
         problem = "amount must be negative for a refund: refunds are sent as negative amounts."
-    elif kind is EventType.CHURN and number < 0:
+    elif kind is EventType.CHURN and result < 0:
         problem = "amount must be zero or positive for churn (normally 0)."
-    elif kind not in (EventType.REFUND, EventType.CHURN) and not number > 0:
+    elif kind not in (EventType.REFUND, EventType.CHURN) and not result > 0:
         problem = "amount must be a positive number."
     else:
-        return number
+        return result
     raise Invalid(FieldError("amount", f"{problem} Received: {received(value)}."))
 
 
@@ -134,23 +142,16 @@ def mrr_impact(value: object, kind: EventType | None, signed: bool = True) -> De
     """Return the MRR change as a Decimal whose sign agrees with the event type."""
     if value is None:
         return None
-    number = to_decimal(value)
-    if number is None:
-        raise Invalid(
-            FieldError(
-                "mrr_impact",
-                f"mrr_impact must be a number. Received: {received(value)}.",
-            )
-        )
+    result = number("mrr_impact", value, "a number")
     sign, wording = _MRR_SIGN.get(kind, (0, "")) if signed and kind else (0, "")
-    if number * sign < 0:
+    if result * sign < 0:
         raise Invalid(
             FieldError(
                 "mrr_impact",
                 f"mrr_impact must be {wording}. Received: {received(value)}.",
             )
         )
-    return number
+    return result
 
 
 def is_recurring(value: object) -> bool | None:
@@ -225,14 +226,16 @@ def _freeze(value: object, path: str, depth: int, errors: list[FieldError]) -> J
         return None
     if value is None or isinstance(value, str | bool):
         return value
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+    if isinstance(value, float) and math.isfinite(value):
+        return value  # its repr is always short
+    if isinstance(value, int | float | Decimal):
         if to_decimal(value) is not None:
             return value
         errors.append(
             FieldError(
                 path,
-                f"{path} must be a finite number below 10**30 with at most 30 decimals. "
-                f"Received: {received(value)}.",
+                f"{path} must be a finite number, with at most {MAX_DIGITS} digits before "
+                f"and after the decimal point. Received: {received(value)}.",
             )
         )
         return None

@@ -8,7 +8,7 @@ exceptions of ``_errors``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import anyio
 import attrs
@@ -50,11 +50,21 @@ def idempotency_key(event: RevenueEvent) -> str:
     return hashlib.sha256(material).hexdigest()
 
 
-async def send_once(client: httpx.AsyncClient, request: httpx.Request, *, budget: float) -> Reply:
-    """Send *request* once, giving up after *budget* seconds; never raise HTTP errors."""
+async def send_once(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    budget: float,
+    scrub: Callable[[str], str],
+) -> Reply:
+    """Send *request* once, giving up after *budget* seconds; never raise HTTP errors.
+
+    Redirects are not followed: a redirect would carry the token to another URL.
+    *scrub* removes secrets from the server's text before it is kept.
+    """
     try:
         with anyio.fail_after(budget):
-            response = await client.send(request)
+            response = await client.send(request, follow_redirects=False)
     except TimeoutError:
         failure = httpx.ReadTimeout("the call's deadline ran out", request=request)
         return Reply(Observation(None, retryable=False), failure=failure)
@@ -63,28 +73,34 @@ async def send_once(client: httpx.AsyncClient, request: httpx.Request, *, budget
         return Reply(Observation(None, sent=sent), failure=exc)
     except httpx.ConnectError as exc:
         return Reply(Observation(None, sent=False), failure=exc)
-    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-        return Reply(Observation(None), failure=exc)
-    except httpx.TransportError as exc:
+    except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
+        return Reply(Observation(None), failure=exc)  # the answer was lost on the way
+    except httpx.HTTPError as exc:
         return Reply(Observation(None, sent=False, retryable=False), failure=exc)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     seen = Observation(response.status_code, retry_after=retry_after)
-    return Reply(seen, message=server_message(response))
+    return Reply(seen, message=shorten(scrub(server_message(response))))
 
 
 def server_message(response: httpx.Response) -> str:
     """Return the server's own error text: ``error`` or ``message``, else the body."""
     if response.is_success:
         return ""
+    if response.is_redirect:
+        return f"redirect to {response.headers.get('Location', '?')}"
     try:
         body = _json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if isinstance(body, Mapping):
         for key in ("error", "message"):
             if isinstance(body.get(key), str):
                 return str(body[key])
-    text = response.text.strip()
+    return response.text.strip()
+
+
+def shorten(text: str) -> str:
+    """Cut *text* to ``MAX_QUOTED_BODY`` characters for a message."""
     return text if len(text) <= MAX_QUOTED_BODY else f"{text[:MAX_QUOTED_BODY]}..."
 
 
@@ -128,7 +144,7 @@ def to_exception(reply: Reply, *, event: RevenueEvent, attempts: int, url: str) 
         status,
         (ServerError, "Pulsora had trouble; the event was probably not recorded, try again later.")
         if status >= 500
-        else (APIError, "Unexpected answer from Pulsora."),
+        else (APIError, "Unexpected answer from Pulsora: check the endpoint URL."),
     )
     quoted = f": {reply.message}" if reply.message else ""
     text = f"HTTP {status}{quoted} for {what} after {tries}. {advice}"

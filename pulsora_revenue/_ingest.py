@@ -134,6 +134,8 @@ class Ingest:
             return _invalid("Request body must be UTF-8 encoded JSON."), None
         except ValueError as exc:
             return _invalid(f"Request body is not valid JSON: {exc}."), None
+        except RecursionError:
+            return _invalid("Request body nests too deeply."), None
         if not isinstance(payload, dict):
             return _invalid("Request body must be a JSON object."), None
         token = headers.get("x-api-token") or payload.get("token")
@@ -180,7 +182,7 @@ def redact_body(body: bytes) -> bytes:
         return body
     try:
         payload = _json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return b"<body withheld: it mentions a token but is not valid JSON>"
     if isinstance(payload, dict) and isinstance(payload.get("token"), str):
         payload["token"] = redact(payload["token"])

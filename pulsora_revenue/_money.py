@@ -9,33 +9,37 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
-from ._errors import FieldError, ValidationError
+from ._errors import FieldError, ValidationError, received
 from ._iso4217 import MINOR_UNITS
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
-#: The largest power of ten, and the most decimals, an amount may have.
+#: An event's amounts may have at most this many digits before, and after, the point.
 MAX_DIGITS = 30
+
+#: The money helpers take bigger numbers, but not unbounded ones: converting a
+#: number with millions of digits would take minutes.
+MAX_HELPER_DIGITS = 1000
 
 
 def to_decimal(value: object) -> Decimal | None:
-    """Return *value* as a finite ``Decimal``, or None if it is not a number we take.
+    """Return *value* as a ``Decimal`` fit for an event, or None.
 
     Accepted: int (not bool), Decimal, a decimal string of ASCII digits
     ("49.99", "-1.5e3"), and float, which goes through its shortest repr so that
-    0.1 becomes Decimal("0.1"). Magnitudes from 10**30 and more than 30
-    decimals are refused: no real amount needs them, and writing such a number
-    out digit for digit could take gigabytes.
+    0.1 becomes Decimal("0.1"); finite, and within ``MAX_DIGITS`` digits before
+    and after the point (writing out a bigger number digit for digit could take
+    gigabytes).
     """
     number = parse_decimal(value)
-    return number if number is not None and is_sane(number) else None
+    return number if number is not None and within(number, MAX_DIGITS) else None
 
 
 def parse_decimal(value: object) -> Decimal | None:
-    """Return *value* as a finite ``Decimal`` of any size, or None (see ``to_decimal``)."""
+    """Return *value* as a finite ``Decimal`` of any size, or None if it is no number."""
     number: Decimal | None = None
     if isinstance(value, bool):
         return None
@@ -46,17 +50,18 @@ def parse_decimal(value: object) -> Decimal | None:
     elif isinstance(value, Decimal):
         number = value
     elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
-        number = Decimal(value.strip())
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:  # an exponent beyond what Decimal can hold
+            return None
     return number if number is not None and number.is_finite() else None
 
 
-def is_sane(number: Decimal) -> bool:
-    """Whether *number* is finite, below 10**30, and has at most 30 decimals."""
-    if not number.is_finite():
-        return False
+def within(number: Decimal, digits: int) -> bool:
+    """Whether *number* is below ``10**digits`` and has at most *digits* decimals."""
     exponent = number.as_tuple().exponent
-    assert isinstance(exponent, int)
-    return exponent >= -MAX_DIGITS and (not number or number.adjusted() < MAX_DIGITS)
+    assert isinstance(exponent, int)  # finite
+    return exponent >= -digits and (not number or number.adjusted() < digits)
 
 
 def normalise_currency(value: object) -> str:
@@ -98,9 +103,15 @@ def to_minor_units(amount: Decimal | int | str | float, currency: str) -> int:
     """
     exponent = currency_exponent(currency)
     number = parse_decimal(amount)
-    if number is None:
+    if number is None or not within(number, MAX_HELPER_DIGITS):
         raise ValidationError(
-            [FieldError("amount", f"amount must be a number. Received: {amount!r}.")]
+            [
+                FieldError(
+                    "amount",
+                    f"amount must be a number of at most {MAX_HELPER_DIGITS} digits. "
+                    f"Received: {received(amount)}.",
+                )
+            ]
         )
     sign, digits, number_exponent = number.as_tuple()
     assert isinstance(number_exponent, int)  # finite, so never 'n', 'N' or 'F'
@@ -112,7 +123,7 @@ def to_minor_units(amount: Decimal | int | str | float, currency: str) -> int:
                 FieldError(
                     "amount",
                     f"amount has more decimals than {currency.upper()} allows "
-                    f"({exponent}). Received: {amount!r}.",
+                    f"({exponent}). Received: {received(amount)}.",
                 )
             ]
         )
@@ -120,15 +131,18 @@ def to_minor_units(amount: Decimal | int | str | float, currency: str) -> int:
 
 
 def _as_integer(amount: object) -> int:
-    if isinstance(amount, int) and not isinstance(amount, bool):
-        return amount
     if isinstance(amount, str) and _INTEGER.fullmatch(amount.strip()):
-        return int(amount)
+        if len(amount.strip().lstrip("+-")) <= MAX_HELPER_DIGITS:
+            return int(amount)
+    elif isinstance(amount, int) and not isinstance(amount, bool):  # noqa: SIM102
+        if within(Decimal(amount), MAX_HELPER_DIGITS):
+            return amount
     raise ValidationError(
         [
             FieldError(
                 "amount",
-                f"amount in minor units must be an integer. Received: {amount!r}.",
+                f"amount in minor units must be an integer of at most {MAX_HELPER_DIGITS} "
+                f"digits. Received: {received(amount)}.",
             )
         ]
     )

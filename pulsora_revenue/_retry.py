@@ -24,6 +24,10 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: told the same wait do not all come back in the same instant.
 RETRY_AFTER_JITTER = 0.5
 
+#: A retry is only worth making if this much of the deadline (or a tenth of it,
+#: if that is less) is left for it after the wait.
+MIN_ATTEMPT_TIME = 1.0
+
 
 def to_seconds(value: float | timedelta) -> float:
     """Return a duration in seconds from a number or a ``timedelta``."""
@@ -38,7 +42,7 @@ def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) ->
         raise ConfigurationError(f"{attribute.name} must be zero or more, not {value!r}")
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class RetryPolicy:
     """How ``track`` and ``track_many`` retry a failed attempt.
 
@@ -55,7 +59,7 @@ class RetryPolicy:
     max_delay: float = attrs.field(default=8.0, converter=to_seconds, validator=_non_negative)
     deadline: float = attrs.field(default=30.0, converter=to_seconds, validator=_non_negative)
     uniform: Callable[[float, float], float] = attrs.field(
-        default=random.uniform, eq=False, repr=False
+        default=random.uniform, eq=False, repr=False, kw_only=True
     )
 
     @max_attempts.validator
@@ -140,8 +144,8 @@ def decide(
     delay = policy.backoff(attempt)
     if seen.retry_after is not None:
         delay = max(delay, seen.retry_after + policy.uniform(0.0, RETRY_AFTER_JITTER))
-    if elapsed + delay >= policy.deadline:
-        return Decision(Verdict.GIVE_UP)
+    if elapsed + delay + min(MIN_ATTEMPT_TIME, policy.deadline / 10) > policy.deadline:
+        return Decision(Verdict.GIVE_UP)  # the next attempt would have next to no time
     return Decision(Verdict.RETRY, delay=delay)
 
 
@@ -171,7 +175,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def _seconds_until(http_date: str, now: float) -> float | None:
     try:
         moment = parsedate_to_datetime(http_date)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:  # RFC 9110 dates are GMT
         return None

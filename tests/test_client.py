@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,12 +15,14 @@ import pytest
 
 from pulsora_revenue import (
     APIConnectionError,
+    APIError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
     ConfigurationError,
     DuplicateTransactionError,
+    FieldError,
     PermissionDeniedError,
     RateLimitError,
     RetryPolicy,
@@ -314,7 +317,8 @@ async def test_network_failures_are_retried_then_raised(
             await revenue.track(EVENT)
     assert len(script.requests) == 4
     assert info.value.attempts == 4  # type: ignore[attr-defined]
-    assert info.value.__cause__ is failure
+    assert type(failure).__name__ in str(info.value)
+    assert info.value.__cause__ is None  # the httpx failure holds the token-bearing request
 
 
 async def test_unsupported_protocol_is_not_retried(client_for: Callable[..., Revenue]) -> None:
@@ -422,3 +426,97 @@ async def test_unclosed_client_warns() -> None:
     with pytest.warns(ResourceWarning, match="never closed"):
         revenue.__del__()
     await revenue.aclose()
+
+
+async def test_redirects_are_not_followed_with_the_token() -> None:
+    script = Script((307, {"Location": "https://elsewhere.example/api/ingest"}))
+    transport = httpx.MockTransport(script)
+    async with (
+        httpx.AsyncClient(transport=transport, follow_redirects=True) as http,
+        Revenue(TOKEN, http_client=http) as revenue,
+    ):
+        with pytest.raises(APIError, match=r"redirect to https://elsewhere\.example") as info:
+            await revenue.track(EVENT)
+    assert info.value.status_code == 307
+    assert [str(r.url) for r in script.requests] == [URL]
+
+
+async def test_aclose_during_backoff_raises_client_closed() -> None:
+    testing.set_testing(False)
+    script = Script(503, 503)
+    policy = RetryPolicy(initial_delay=0.2, max_delay=0.2)
+    revenue = Revenue(TOKEN, transport=httpx.MockTransport(script), retry=policy)
+
+    async def track() -> None:
+        with pytest.raises(ClientClosedError):
+            await revenue.track(EVENT)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(track)
+        await anyio.sleep(0.05)
+        await revenue.aclose()
+    assert len(script.requests) == 1
+
+
+async def test_undecodable_answer_counts_as_lost(client_for: Callable[..., Revenue]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if len(answers) == 0:
+            answers.append(request)
+            return httpx.Response(202, headers={"Content-Encoding": "gzip"}, content=b"junk")
+        return httpx.Response(409, json={"error": "Duplicate transaction"})
+
+    answers: list[httpx.Request] = []
+    async with Revenue(TOKEN, transport=httpx.MockTransport(handler)) as revenue:
+        result = await revenue.track(EVENT)
+    assert result.duplicate
+    assert result.attempts == 2
+
+
+async def test_absurdly_nested_error_body(client_for: Callable[..., Revenue]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, content=b"[" * 100_000)
+
+    async with Revenue(TOKEN, transport=httpx.MockTransport(handler)) as revenue:
+        with pytest.raises(BadRequestError) as info:
+            await revenue.track(EVENT)
+    assert len(info.value.message) < 250
+
+
+async def test_concurrent_calls_in_test_mode_keep_their_own_deadlines() -> None:
+    script = Script(*([503] * 12))
+    policy = RetryPolicy(max_attempts=4, initial_delay=4, max_delay=4, deadline=20)
+    async with Revenue(TOKEN, transport=httpx.MockTransport(script), retry=policy) as revenue:
+
+        async def one(n: int) -> None:
+            with pytest.raises(ServerError) as info:
+                await revenue.track({**EVENT, "transaction_id": f"tx_{n}"})
+            assert info.value.attempts == 4
+
+        async with anyio.create_task_group() as group:
+            for n in range(3):
+                group.start_soon(one, n)
+    assert len(script.requests) == 12
+
+
+def test_errors_survive_pickling() -> None:
+    error = RateLimitError(
+        "r", status_code=429, message="Rate limited", attempts=2, retry_after=3.0
+    )
+    again = pickle.loads(pickle.dumps(error))
+    assert (str(again), again.retry_after, again.attempts) == (str(error), 3.0, 2)
+    invalid = pickle.loads(pickle.dumps(ValidationError([FieldError("amount", "bad")])))
+    assert invalid.errors == (FieldError("amount", "bad"),)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["https://user:pw@pulsora.co/api/ingest", "http://app.localhost/api/ingest"]
+)
+def test_refused_endpoints_with_credentials_or_pseudo_loopback(endpoint: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Revenue(TOKEN, endpoint=endpoint)
+    assert ":pw@" not in str(info.value)
+
+
+def test_bare_prefix_is_not_a_token() -> None:
+    with pytest.raises(ConfigurationError):
+        Revenue("sec_")

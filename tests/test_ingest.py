@@ -115,6 +115,7 @@ MALFORMED: list[tuple[str, bytes, str]] = [
     ("data an array", body([DATA]), "data must be a JSON object"),
     ("unknown field", body({**DATA, "amuont": 5}), "unknown field"),
     ("too large", body({**DATA, "metadata": {"x": "y" * MAX_BODY_BYTES}}), "larger than"),
+    ("deep JSON", b"[" * 100_000, "nests too deeply"),
     ("deep metadata", body({**DATA, "metadata": {"a": nested(20)}}), "deeper"),
 ]
 for _field in DATA:

@@ -75,3 +75,29 @@ async def test_failing_retried_call_leaks_nothing(caplog: pytest.LogCaptureFixtu
     for text in shown:
         assert TOKEN not in text
     assert "sec_…WXYZ" in str(info.value)
+
+
+async def test_a_truncated_echo_is_redacted_too() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, text="x" * 180 + f" token={TOKEN} " + "y" * 100)
+
+    async with Revenue(TOKEN, transport=httpx.MockTransport(handler)) as revenue:
+        with pytest.raises(PulsoraError) as info:
+            await revenue.track(EVENT)
+    assert "SuperSecret" not in str(info.value)
+
+
+async def test_traceback_locals_hold_no_token() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    policy = RetryPolicy(max_attempts=2)
+    async with Revenue(TOKEN, transport=httpx.MockTransport(handler), retry=policy) as revenue:
+        with pytest.raises(PulsoraError) as info:
+            await revenue.track(EVENT)
+    report = "".join(
+        traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
+    )
+    assert "ConnectError" in report
+    assert TOKEN not in report
+    assert info.value.__cause__ is None
