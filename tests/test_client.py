@@ -33,19 +33,12 @@ from pulsora_revenue import (
     testing,
 )
 
+from .data import EVENT, TOKEN
+
 pytestmark = pytest.mark.anyio
 
-TOKEN = "sec_live_0123456789abcdefWXYZ"
 URL = "https://pulsora.co/api/ingest"
 
-EVENT: dict[str, Any] = {
-    "visitor_fingerprint": "fp_1",
-    "session_id": "sess_1",
-    "customer_id": "cus_1",
-    "amount": "49.99",
-    "transaction_id": "tx_1",
-    "event_type": "purchase",
-}
 
 Step = int | tuple[int, dict[str, str]] | Exception
 

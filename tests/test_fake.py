@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
@@ -20,17 +19,9 @@ from pulsora_revenue import (
 )
 from pulsora_revenue.testing import FakePulsora, Fault, fast_retries
 
-pytestmark = pytest.mark.anyio
+from .data import EVENT, TOKEN
 
-TOKEN = "sec_test_0123456789abcdef"
-EVENT: dict[str, Any] = {
-    "visitor_fingerprint": "fp_1",
-    "session_id": "sess_1",
-    "customer_id": "cus_1",
-    "amount": "49.99",
-    "transaction_id": "tx_1",
-    "event_type": "purchase",
-}
+pytestmark = pytest.mark.anyio
 
 
 async def test_records_events_as_revenue_events(fake_pulsora: FakePulsora) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,20 +21,13 @@ from pulsora_revenue import (
 from pulsora_revenue._server import create_app
 
 from .conftest import DevServer, serve
+from .data import EVENT as PURCHASE
+from .data import TOKEN
 from .test_ingest import MALFORMED, SECRET
 
 pytestmark = pytest.mark.anyio
 
-TOKEN = "sec_test_0123456789abcdef"
-EVENT: dict[str, Any] = {
-    "visitor_fingerprint": "fp_1",
-    "session_id": "sess_1",
-    "customer_id": "cus_1",
-    "amount": "49.99",
-    "currency": "eur",
-    "transaction_id": "tx_1",
-    "event_type": "purchase",
-}
+EVENT = {**PURCHASE, "currency": "eur"}
 
 
 async def test_track_is_stored(server: DevServer) -> None:
