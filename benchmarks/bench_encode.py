@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pulsora_revenue import RevenueEvent
-from pulsora_revenue._client import encode, to_event
+from pulsora_revenue._convert import encode, to_event
 
 ROW: dict[str, Any] = {
     "visitor_fingerprint": "fp_6f1d2c3b4a5e",

@@ -13,7 +13,8 @@ passed through the payment's metadata::
 
 from __future__ import annotations
 
-from ._client import Revenue, TrackResult
+from ._client import Revenue
+from ._delivery import TrackResult
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -33,6 +34,7 @@ from ._errors import (
 from ._event import RevenueEvent
 from ._fields import EventType
 from ._money import currency_exponent, from_minor_units, to_minor_units
+from ._report import BatchFailure, BatchReport, Outcome, OutcomeStatus, Progress
 from ._retry import RetryPolicy
 
 __all__ = [
@@ -41,12 +43,17 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchFailure",
+    "BatchReport",
     "ClientClosedError",
     "ConfigurationError",
     "DuplicateTransactionError",
     "EventType",
     "FieldError",
+    "Outcome",
+    "OutcomeStatus",
     "PermissionDeniedError",
+    "Progress",
     "PulsoraError",
     "RateLimitError",
     "RetryPolicy",

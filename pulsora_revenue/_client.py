@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -14,49 +13,18 @@ from typing import Any, Self
 import attrs
 import httpx
 
-from . import _clock, _json
+from ._bulk import make_batch
 from ._config import redact, resolve_endpoint, resolve_token
-from ._convert import make_converter
+from ._convert import encode, to_event
+from ._delivery import Channel, TrackResult
 from ._errors import ClientClosedError, ConfigurationError
 from ._event import RevenueEvent
-from ._http import Reply, idempotency_key, send_once, to_exception
-from ._retry import RetryPolicy, Verdict, decide, to_seconds
+from ._report import BatchReport, Outcome, Progress
+from ._retry import RetryPolicy, to_seconds
 
-logger = logging.getLogger("pulsora_revenue")
-
-_CONVERTER = make_converter()
-
-
-@attrs.frozen
-class TrackResult:
-    """What happened to one tracked event.
-
-    ``status_code`` is the accepting HTTP status (None when queued), ``attempts``
-    the number of requests made, ``elapsed`` the seconds the call took, and
-    ``duplicate`` whether Pulsora reported the event as already recorded by an
-    earlier attempt of this same call.
-    """
-
-    event: RevenueEvent
-    status_code: int | None
-    attempts: int
-    elapsed: float
-    duplicate: bool = False
-    queued: bool = False
-
-
-def to_event(event: object, fields: Mapping[str, Any]) -> RevenueEvent:
-    """Return a validated event from an event, a mapping, or keyword fields."""
-    if event is not None and fields:
-        raise TypeError("pass either an event (or mapping) or keyword fields, not both")
-    if isinstance(event, RevenueEvent):
-        return event
-    return _CONVERTER.structure(fields if event is None else event, RevenueEvent)
-
-
-def encode(event: RevenueEvent) -> bytes:
-    """Return the request body for *event*: ``{"type": "revenue", "data": ...}``."""
-    return _json.dumps({"type": "revenue", "data": _CONVERTER.unstructure(event)})
+#: Connections kept by the client we create; track_many with a higher
+#: concurrency uses a pool of its own, sized to match.
+POOL_SIZE = 64
 
 
 class Revenue:
@@ -101,6 +69,15 @@ class Revenue:
             "Accept": "application/json",
             "User-Agent": f"pulsora-revenue-python/{_version()}",
         }
+        self._channel = Channel(
+            http=self._http,
+            url=self._url,
+            headers=self._headers,
+            timeout=self._timeout,
+            policy=self._retry,
+            scrub=self._scrub,
+            debug=debug,
+        )
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
@@ -151,82 +128,63 @@ class Revenue:
         failure raises the matching ``APIError`` or ``APIConnectionError``.
         """
         revenue_event = to_event(event, fields)
-        return await self._deliver(revenue_event, encode(revenue_event))
+        return await self._channel.deliver(revenue_event, encode(revenue_event))
+
+    async def track_many(
+        self,
+        events: Iterable[RevenueEvent | Mapping[str, Any]]
+        | AsyncIterable[RevenueEvent | Mapping[str, Any]],
+        *,
+        concurrency: int = 8,
+        rate_limit: float | None = None,
+        on_result: Callable[[Outcome], object] | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
+        keep_failures: bool = True,
+    ) -> BatchReport:
+        """Record many events, streamed from any iterable or async iterable.
+
+        *concurrency* workers take events from *events* as they go, so memory
+        stays flat however long the input is. Invalid events, repeats within the
+        input and failures are reported per event and do not stop the run; an
+        ``AuthenticationError`` or ``PermissionDeniedError`` stops it at once and
+        is raised with the run's ``report`` attached. A 429 pauses every worker
+        until its ``Retry-After`` has passed, without using up any event's
+        attempts. *rate_limit* caps requests per second. *on_result* is called
+        with each ``Outcome`` as it completes, *on_progress* with a ``Progress``
+        about four times a second; both are plain (not async) callables.
+        """
+        batch = make_batch(
+            self._channel,
+            concurrency=concurrency,
+            rate_limit=rate_limit,
+            on_result=on_result,
+            on_progress=on_progress,
+            keep_failures=keep_failures,
+        )
+        self._http()  # fail now, not in every worker, if the client is closed
+        if not self._owns_client or concurrency <= POOL_SIZE:
+            return await batch.run(events)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(transport=self._transport, limits=limits) as pool:
+
+            def pooled() -> httpx.AsyncClient:
+                self._http()  # raises if the Revenue client was closed meanwhile
+                return pool
+
+            batch.channel = attrs.evolve(self._channel, http=pooled)
+            return await batch.run(events)
 
     def _http(self) -> httpx.AsyncClient:
         if self._closed:
             raise ClientClosedError(f"{self!r} is closed; create a new Revenue client")
         if self._client is None:
-            self._client = httpx.AsyncClient(transport=self._transport)
+            limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
+            self._client = httpx.AsyncClient(transport=self._transport, limits=limits)
         return self._client
-
-    async def _deliver(self, event: RevenueEvent, body: bytes) -> TrackResult:
-        policy = self._retry
-        key = idempotency_key(event)
-        watch = _clock.Stopwatch()
-        maybe_delivered = False
-        attempt = 0
-        while True:
-            attempt += 1
-            client = self._http()  # raises ClientClosedError if closed while waiting
-            request = client.build_request(
-                "POST",
-                self._url,
-                content=body,
-                headers={**self._headers, "Idempotency-Key": key},
-                timeout=self._timeout,
-            )
-            budget = max(0.0, policy.deadline - watch.elapsed())
-            reply = await send_once(client, request, budget=budget, scrub=self._scrub)
-            elapsed = watch.elapsed()
-            self._log_attempt(event, reply, attempt, elapsed)
-            decision = decide(
-                policy,
-                reply.seen,
-                attempt=attempt,
-                elapsed=elapsed,
-                maybe_delivered=maybe_delivered,
-            )
-            maybe_delivered = maybe_delivered or reply.seen.may_have_landed
-            if decision.verdict is Verdict.DELIVERED:
-                return TrackResult(
-                    event=event,
-                    status_code=reply.seen.status_code,
-                    attempts=attempt,
-                    elapsed=elapsed,
-                    duplicate=decision.duplicate,
-                )
-            if decision.verdict is Verdict.GIVE_UP:
-                # Not chained: the httpx failure holds the request, and so the token.
-                raise to_exception(reply, event=event, attempts=attempt, url=self._shown_url)
-            if self._debug:
-                logger.debug("retrying %s in %.3f s", _summary(event), decision.delay)
-            await watch.sleep(decision.delay)
 
     def _scrub(self, text: str) -> str:
         """Remove the token from anything the server echoed back."""
         return text.replace(self._token, redact(self._token)) if self._token in text else text
-
-    def _log_attempt(self, event: RevenueEvent, reply: Reply, attempt: int, elapsed: float) -> None:
-        if not self._debug:
-            return
-        status = reply.seen.status_code
-        answer = str(status) if status is not None else type(reply.failure).__name__
-        logger.debug(
-            "POST %s -> %s (attempt %d, %.3f s) %s",
-            self._shown_url,
-            answer,
-            attempt,
-            elapsed,
-            _summary(event),
-        )
-
-
-def _summary(event: RevenueEvent) -> str:
-    """Describe an event for a log line without its visitor or session ids."""
-    kind = event.event_type.value if event.event_type else "-"
-    amount = f"{event.amount} {event.currency}"
-    return f"transaction_id={event.transaction_id} event_type={kind} amount={amount}"
 
 
 @functools.cache

@@ -56,3 +56,7 @@ class Stopwatch:
         if MODE.enabled:
             self.skipped += seconds
         await sleep(seconds)
+
+    def exclude(self, seconds: float) -> None:
+        """Leave *seconds* (that just passed) out of the elapsed time."""
+        self.started += seconds

@@ -13,6 +13,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
+from . import _json
 from ._errors import FieldError, ValidationError, received
 from ._event import OCCURRED_AT_KEY, RevenueEvent
 from ._fields import EventType
@@ -89,3 +90,20 @@ def _plain_value(value: object) -> object:
     if isinstance(value, tuple):
         return [_plain_value(v) for v in value]
     return value
+
+
+CONVERTER = make_converter()
+
+
+def to_event(event: object, fields: Mapping[str, Any]) -> RevenueEvent:
+    """Return a validated event from an event, a mapping, or keyword fields."""
+    if event is not None and fields:
+        raise TypeError("pass either an event (or mapping) or keyword fields, not both")
+    if isinstance(event, RevenueEvent):
+        return event
+    return CONVERTER.structure(fields if event is None else event, RevenueEvent)
+
+
+def encode(event: RevenueEvent) -> bytes:
+    """Return the request body for *event*: ``{"type": "revenue", "data": ...}``."""
+    return _json.dumps({"type": "revenue", "data": CONVERTER.unstructure(event)})

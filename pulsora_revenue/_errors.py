@@ -22,9 +22,12 @@ No message ever contains the API token.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from ._report import BatchReport
 
 
 def received(value: object) -> str:
@@ -94,12 +97,14 @@ class APIError(PulsoraError):
     """Pulsora answered, but did not accept the event.
 
     ``status_code`` is the final HTTP status, ``message`` the server's own error
-    text, and ``attempts`` how many requests were made in all.
+    text, and ``attempts`` how many requests were made in all. When the error
+    stopped a ``track_many`` run, ``report`` holds that run's report.
     """
 
     status_code: int
     message: str
     attempts: int
+    report: BatchReport | None = None
 
     def __init__(self, description: str, *, status_code: int, message: str, attempts: int) -> None:
         super().__init__(description)

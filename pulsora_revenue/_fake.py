@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
+import anyio
 import attrs
 import httpx
 
@@ -56,7 +57,9 @@ class FakePulsora:
     ``drop_next`` and ``delay_next`` (or ``script``), or set ``chaos``.
 
     *tokens* limits the valid tokens (by default any ``sec_``/``pub_`` token);
-    *rate_limit* is ``(requests, seconds)``.
+    *rate_limit* is ``(requests, seconds)``; *latency* is how long each request
+    takes, in seconds, or a function returning it (for answers out of order).
+    ``concurrency`` and ``peak_concurrency`` count requests being handled.
     """
 
     def __init__(
@@ -64,12 +67,16 @@ class FakePulsora:
         *,
         tokens: Collection[str] | None = None,
         rate_limit: tuple[int, float] | None = None,
+        latency: float | Callable[[], float] = 0.0,
     ) -> None:
         self._store = MemoryStore()
         limit = RateLimit(*rate_limit) if rate_limit is not None else None
         self.ingest = Ingest(self._store, tokens=tokens, rate_limit=limit)
         self.faults = Faults()
         self.requests = 0
+        self.concurrency = 0
+        self.peak_concurrency = 0
+        self._latency = latency if callable(latency) else (lambda: latency)
         self.transport = httpx.MockTransport(self._handle)
 
     def __repr__(self) -> str:
@@ -119,12 +126,21 @@ class FakePulsora:
         """Forget events, rejections, scripted faults and the request count."""
         self._store.clear()
         self.faults.clear()
-        self.requests = 0
+        self.requests = self.peak_concurrency = 0
 
     async def _handle(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
-        body = await request.aread()
-        answer = await respond(self.ingest, self.faults, request.headers, body, clock=_clock.now)
+        self.concurrency += 1
+        self.peak_concurrency = max(self.peak_concurrency, self.concurrency)
+        try:
+            body = await request.aread()
+            if latency := self._latency():
+                await anyio.sleep(latency)  # real time, even in test mode: it is the server's
+            answer = await respond(
+                self.ingest, self.faults, request.headers, body, clock=_clock.now
+            )
+        finally:
+            self.concurrency -= 1
         if answer is None:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request

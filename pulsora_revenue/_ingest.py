@@ -17,7 +17,7 @@ import attrs
 
 from . import _json
 from ._config import redact
-from ._convert import make_converter
+from ._convert import CONVERTER
 from ._errors import ValidationError
 from ._event import RevenueEvent
 
@@ -26,8 +26,6 @@ MAX_BODY_BYTES = 1024 * 1024
 
 #: The event types of Pulsora's ingest API; this emulator records only revenue.
 INGEST_TYPES = ("pageview", "event", "identify", "revenue")
-
-_CONVERTER = make_converter()
 
 
 @attrs.frozen
@@ -169,7 +167,7 @@ class Ingest:
         if not isinstance(data, dict):
             return _invalid("data must be a JSON object."), None
         try:
-            event = _CONVERTER.structure(data, RevenueEvent)
+            event = CONVERTER.structure(data, RevenueEvent)
         except ValidationError as exc:
             errors = [{"field": e.path, "message": e.message} for e in exc.errors]
             return _invalid(exc.errors[0].message, errors), None

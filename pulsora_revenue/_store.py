@@ -19,12 +19,10 @@ from typing import Any
 import attrs
 
 from . import _json
-from ._convert import make_converter
+from ._convert import CONVERTER
 from ._event import RevenueEvent
 from ._fields import EventType
 from ._ingest import Answer, summarise_body
-
-_CONVERTER = make_converter()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -96,7 +94,7 @@ class SQLiteStore:
         self._db.close()
 
     def record(self, event: RevenueEvent) -> bool:
-        data = _CONVERTER.unstructure(event)
+        data = CONVERTER.unstructure(event)
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO events (received_at, transaction_id, event_type, currency,"
             " amount, mrr_impact, data) VALUES (?, ?, ?, ?, ?, ?, ?)",

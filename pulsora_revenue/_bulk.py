@@ -1,0 +1,202 @@
+"""``track_many``: a fixed pool of workers streaming events from any iterable.
+
+One producer task reads the input lazily into a small buffer; ``concurrency``
+workers take events from it, so memory stays proportional to the concurrency,
+not to the number of events. No task is started per event.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+
+import anyio
+import attrs
+
+from . import _clock
+from ._convert import encode, to_event
+from ._delivery import Channel
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    ConfigurationError,
+    DuplicateTransactionError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from ._http import idempotency_key
+from ._pacing import Pacing, RateGate, TokenBucket
+from ._report import BatchReport, Outcome, OutcomeStatus, Progress
+
+#: How many distinct (transaction_id, event_type) keys are remembered to skip
+#: repeats without a request. Older repeats are sent, and Pulsora's 409 reports
+#: them as duplicates: either way nothing is recorded twice, and memory stays flat.
+DEDUP_WINDOW = 100_000
+
+#: Seconds between two calls of ``on_progress``.
+PROGRESS_INTERVAL = 0.25
+
+Source = Iterable[object] | AsyncIterable[object]
+OnResult = Callable[[Outcome], object]
+OnProgress = Callable[[Progress], object]
+
+_STOPPERS = (AuthenticationError, PermissionDeniedError)
+
+
+@attrs.define
+class RecentKeys:
+    """The last *limit* distinct keys seen, as 16-byte digests."""
+
+    limit: int = DEDUP_WINDOW
+    _keys: set[bytes] = attrs.Factory(set)
+    _order: deque[bytes] = attrs.Factory(deque)
+
+    def add(self, key: bytes) -> bool:
+        """Remember *key*; return False if it was already remembered."""
+        if key in self._keys:
+            return False
+        self._keys.add(key)
+        self._order.append(key)
+        if len(self._order) > self.limit:
+            self._keys.discard(self._order.popleft())
+        return True
+
+
+@attrs.define
+class Batch:
+    """One run of ``track_many``: its settings, its state, and its workers."""
+
+    channel: Channel
+    concurrency: int
+    pacing: Pacing
+    on_result: OnResult | None = None
+    on_progress: OnProgress | None = None
+    keep_failures: bool = True
+    report: BatchReport = attrs.Factory(BatchReport)
+    in_flight: int = 0
+    stop_error: APIError | None = None
+    crash: Exception | None = None
+    _recent: RecentKeys = attrs.Factory(RecentKeys)
+    _watch: _clock.Stopwatch = attrs.Factory(_clock.Stopwatch)
+
+    async def run(self, source: Source) -> BatchReport:
+        """Send every event of *source*; return the report, or raise what stopped it."""
+        send, receive = anyio.create_memory_object_stream[tuple[int, object]](self.concurrency)
+        try:
+            async with anyio.create_task_group() as outer:
+                if self.on_progress is not None:
+                    outer.start_soon(self._tick)
+                async with anyio.create_task_group() as workers:
+                    scope = workers.cancel_scope
+                    workers.start_soon(self._guard, scope, self._produce(source, send))
+                    for _ in range(self.concurrency):
+                        workers.start_soon(self._guard, scope, self._work(receive, scope))
+                outer.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            error: BaseException = group
+            while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+                error = error.exceptions[0]  # unwrap what one task raised
+            if error is group:
+                raise
+            raise error from None
+        finally:
+            receive.close()
+            self.report.elapsed = self._watch.elapsed()
+        if self.crash is not None:
+            raise self.crash
+        self._progress()
+        if self.stop_error is not None:
+            self.report.stopped = True
+            self.stop_error.report = self.report
+            raise self.stop_error
+        return self.report
+
+    async def _guard(self, scope: anyio.CancelScope, task: Awaitable[None]) -> None:
+        """Run *task*; if it fails (the input or a callback raised), stop the run with it."""
+        try:
+            await task
+        except Exception as exc:
+            if self.crash is None:
+                self.crash = exc
+            scope.cancel()
+
+    async def _produce(
+        self, source: Source, send: anyio.abc.ObjectSendStream[tuple[int, object]]
+    ) -> None:
+        async with send:
+            if isinstance(source, AsyncIterable):
+                index = 0
+                async for item in source:
+                    await send.send((index, item))
+                    index += 1
+            else:
+                for index, item in enumerate(source):
+                    await send.send((index, item))
+
+    async def _work(
+        self,
+        receive: anyio.abc.ObjectReceiveStream[tuple[int, object]],
+        scope: anyio.CancelScope,
+    ) -> None:
+        async for index, item in receive:
+            outcome = await self._handle(index, item)
+            self.report.count(outcome, keep_failures=self.keep_failures)
+            if self.on_result is not None:
+                self.on_result(outcome)
+            if self.stop_error is not None:
+                scope.cancel()
+
+    async def _handle(self, index: int, item: object) -> Outcome:
+        try:
+            event = to_event(item, {})
+        except ValidationError as exc:
+            return Outcome(index, None, item, OutcomeStatus.INVALID, exc)
+        if not self._recent.add(bytes.fromhex(idempotency_key(event)[:32])):
+            return Outcome(index, event, item, OutcomeStatus.SKIPPED)
+        self.in_flight += 1
+        try:
+            result = await self.channel.deliver(event, encode(event), pacing=self.pacing)
+        except DuplicateTransactionError as exc:
+            return Outcome(index, event, item, OutcomeStatus.DUPLICATE, exc)
+        except (APIError, APIConnectionError) as exc:
+            if isinstance(exc, _STOPPERS) and self.stop_error is None:
+                self.stop_error = exc
+            return Outcome(index, event, item, OutcomeStatus.FAILED, exc)
+        finally:
+            self.in_flight -= 1
+        return Outcome(index, event, item, OutcomeStatus.SENT, result=result)
+
+    async def _tick(self) -> None:
+        while True:
+            await anyio.sleep(PROGRESS_INTERVAL)
+            self._progress()
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            elapsed = self._watch.elapsed()
+            self.on_progress(self.report.progress(in_flight=self.in_flight, elapsed=elapsed))
+
+
+def make_batch(
+    channel: Channel,
+    *,
+    concurrency: int,
+    rate_limit: float | None,
+    on_result: OnResult | None,
+    on_progress: OnProgress | None,
+    keep_failures: bool,
+) -> Batch:
+    """Check the settings of a run and return it, ready to ``run``."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigurationError(f"concurrency must be an int of 1 or more, not {concurrency!r}")
+    bucket = TokenBucket(rate_limit) if rate_limit is not None else None
+    pacing = Pacing(RateGate(channel.policy.uniform), bucket)
+    return Batch(
+        channel,
+        concurrency,
+        pacing,
+        on_result=on_result,
+        on_progress=on_progress,
+        keep_failures=keep_failures,
+    )

@@ -1,0 +1,130 @@
+"""Delivering one event: the retry loop shared by ``track`` and ``track_many``.
+
+The loop only carries out what ``_retry.decide`` says. In bulk mode it also
+waits for the shared ``Pacing``; a 429 there closes the gate for every sender
+and does not use up the event's attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import attrs
+import httpx
+
+from . import _clock
+from ._event import RevenueEvent
+from ._http import Reply, idempotency_key, send_once, to_exception
+from ._pacing import Pacing
+from ._retry import RetryPolicy, Verdict, decide
+
+logger = logging.getLogger("pulsora_revenue")
+
+
+@attrs.frozen
+class TrackResult:
+    """What happened to one tracked event.
+
+    ``status_code`` is the accepting HTTP status (None when queued), ``attempts``
+    the number of requests made, ``elapsed`` the seconds the call took, and
+    ``duplicate`` whether Pulsora reported the event as already recorded after
+    an earlier attempt of this same call lost its answer.
+    """
+
+    event: RevenueEvent
+    status_code: int | None
+    attempts: int
+    elapsed: float
+    duplicate: bool = False
+    queued: bool = False
+
+
+@attrs.frozen
+class Channel:
+    """Everything needed to send events to one Pulsora endpoint.
+
+    *http* returns the client to use (it raises once the owner is closed),
+    *scrub* removes the token from text the server sent back, and *debug*
+    logs every attempt.
+    """
+
+    http: Callable[[], httpx.AsyncClient] = attrs.field(repr=False)
+    url: httpx.URL
+    headers: Mapping[str, str] = attrs.field(repr=False)  # it holds the token
+    timeout: float
+    policy: RetryPolicy
+    scrub: Callable[[str], str] = attrs.field(repr=False)
+    debug: bool = False
+
+    async def deliver(
+        self, event: RevenueEvent, body: bytes, *, pacing: Pacing | None = None
+    ) -> TrackResult:
+        """Send *event* (encoded as *body*) until accepted, or raise the final error."""
+        policy = self.policy
+        key = idempotency_key(event)
+        watch = _clock.Stopwatch()
+        maybe_delivered = False
+        requests = tries = 0
+        while True:
+            if pacing is not None:  # time spent paced is not the event's own
+                before = watch.elapsed()
+                await pacing.wait()
+                watch.exclude(watch.elapsed() - before)
+            client = self.http()
+            request = client.build_request(  # no local holds the headers: tracebacks
+                "POST",  # that show locals would show the token
+                self.url,
+                content=body,
+                headers={**self.headers, "Idempotency-Key": key},
+                timeout=self.timeout,
+            )
+            budget = max(0.0, policy.deadline - watch.elapsed())
+            reply = await send_once(client, request, budget=budget, scrub=self.scrub)
+            requests += 1
+            elapsed = watch.elapsed()
+            self._log(event, reply, requests, elapsed)
+            if pacing is not None and reply.seen.status_code == 429:
+                wait = reply.seen.retry_after or policy.backoff(1)
+                pacing.gate.close_for(max(wait, policy.initial_delay))
+                continue
+            tries += 1
+            decision = decide(
+                policy, reply.seen, attempt=tries, elapsed=elapsed, maybe_delivered=maybe_delivered
+            )
+            maybe_delivered = maybe_delivered or reply.seen.may_have_landed
+            if decision.verdict is Verdict.DELIVERED:
+                return TrackResult(
+                    event=event,
+                    status_code=reply.seen.status_code,
+                    attempts=requests,
+                    elapsed=elapsed,
+                    duplicate=decision.duplicate,
+                )
+            if decision.verdict is Verdict.GIVE_UP:
+                # Not chained: the httpx failure holds the request, and so the token.
+                raise to_exception(reply, event=event, attempts=requests, url=str(self.url))
+            if self.debug:
+                logger.debug("retrying %s in %.3f s", summary(event), decision.delay)
+            await watch.sleep(decision.delay)
+
+    def _log(self, event: RevenueEvent, reply: Reply, attempt: int, elapsed: float) -> None:
+        if not self.debug:
+            return
+        status = reply.seen.status_code
+        answer = str(status) if status is not None else type(reply.failure).__name__
+        logger.debug(
+            "POST %s -> %s (attempt %d, %.3f s) %s",
+            self.url,
+            answer,
+            attempt,
+            elapsed,
+            summary(event),
+        )
+
+
+def summary(event: RevenueEvent) -> str:
+    """Describe an event for a log line without its visitor or session ids."""
+    kind = event.event_type.value if event.event_type else "-"
+    amount = f"{event.amount} {event.currency}"
+    return f"transaction_id={event.transaction_id} event_type={kind} amount={amount}"

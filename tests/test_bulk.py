@@ -1,0 +1,284 @@
+"""track_many: streaming, counting, pausing, stopping and cancelling."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import httpx
+import pytest
+
+from pulsora_revenue import (
+    AuthenticationError,
+    ConfigurationError,
+    Outcome,
+    OutcomeStatus,
+    Progress,
+    RetryPolicy,
+    Revenue,
+    testing,
+)
+from pulsora_revenue.testing import FakePulsora, Fault
+
+from .data import EVENT, TOKEN
+
+pytestmark = pytest.mark.anyio
+
+
+def events(count: int, start: int = 0) -> Iterator[dict[str, Any]]:
+    for n in range(start, start + count):
+        yield {**EVENT, "transaction_id": f"tx_{n}"}
+
+
+async def test_counts_and_order_under_random_latency() -> None:
+    rng = random.Random(3)
+    fake = FakePulsora(latency=lambda: rng.uniform(0, 0.004))
+    outcomes: list[Outcome] = []
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        report = await revenue.track_many(events(200), concurrency=8, on_result=outcomes.append)
+    assert (report.total, report.sent, report.failed) == (200, 200, 0)
+    assert sorted(o.index for o in outcomes) == list(range(200))
+    assert [o.index for o in outcomes] != list(range(200)), "completion order, not input order"
+    assert {o.event.transaction_id for o in outcomes if o.event} == {f"tx_{n}" for n in range(200)}
+    assert len(fake.events) == 200
+    assert 1 < fake.peak_concurrency <= 8
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 16])
+async def test_peak_concurrency_never_exceeds_the_setting(concurrency: int) -> None:
+    fake = FakePulsora(latency=0.02)
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        await revenue.track_many(events(60), concurrency=concurrency)
+    assert concurrency // 2 <= fake.peak_concurrency <= concurrency
+
+
+async def test_async_generator_input() -> None:
+    async def source() -> AsyncIterator[dict[str, Any]]:
+        for event in events(30):
+            await anyio.lowlevel.checkpoint()
+            yield event
+
+    fake = FakePulsora()
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        report = await revenue.track_many(source(), concurrency=4)
+    assert report.sent == 30
+    assert len(fake.events) == 30
+
+
+async def test_mixed_input_exact_counts() -> None:
+    fake = FakePulsora()
+    already = {**EVENT, "transaction_id": "tx_old"}
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        await revenue.track(already)
+        rows: list[Any] = [
+            *events(10),
+            {**EVENT, "transaction_id": "tx_3"},  # repeat in the input: skipped
+            {**EVENT, "transaction_id": "tx_3", "event_type": "renewal"},  # another key
+            {**EVENT, "amount": "-5", "transaction_id": "bad_1"},  # invalid
+            {"nonsense": True},  # invalid
+            "not a mapping",  # invalid
+            already,  # recorded before this run: duplicate
+        ]
+        outcomes: list[Outcome] = []
+        report = await revenue.track_many(rows, on_result=outcomes.append)
+    assert (report.total, report.sent, report.skipped, report.invalid, report.duplicates) == (
+        16,
+        11,
+        1,
+        3,
+        1,
+    )
+    assert report.failed == 0
+    assert sorted(f.index for f in report.failures) == [12, 13, 14]
+    assert report.failures[0].error is not None
+    by_index = {o.index: o for o in outcomes}
+    assert by_index[10].status is OutcomeStatus.SKIPPED
+    assert by_index[14].input == "not a mapping"
+    assert by_index[14].event is None
+    assert by_index[15].status is OutcomeStatus.DUPLICATE
+    assert not report.ok
+    assert len(fake.events) == 12  # tx_old, tx_0..tx_9, and tx_3 as a renewal
+
+
+async def test_failures_do_not_stop_the_run_and_can_be_dropped() -> None:
+    fake = FakePulsora()
+    fake.fail_next(*([400] * 3))
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        report = await revenue.track_many(events(20), concurrency=1, keep_failures=False)
+    assert (report.sent, report.failed) == (17, 3)
+    assert report.failures == []
+
+
+async def test_authentication_error_stops_the_run() -> None:
+    fake = FakePulsora(latency=0.001)
+    seen = 0
+
+    async def revoke_after_50(request: httpx.Request) -> httpx.Response:
+        nonlocal seen
+        seen += 1
+        if seen > 50:
+            return httpx.Response(401, json={"error": "Invalid API token"})
+        return await fake.transport.handle_async_request(request)
+
+    outcomes: list[Outcome] = []
+    async with Revenue(TOKEN, transport=httpx.MockTransport(revoke_after_50)) as revenue:
+        with pytest.raises(AuthenticationError) as info:
+            await revenue.track_many(events(10_000), concurrency=8, on_result=outcomes.append)
+    report = info.value.report
+    assert report is not None
+    assert report.stopped
+    assert seen <= 50 + 8, "stops within `concurrency` further requests"
+    assert report.sent == len(fake.events) <= 50  # those in flight at the 401 were cancelled
+    assert report.failed >= 1
+    assert report.total == len(outcomes)
+
+
+async def test_429_pauses_every_worker_without_using_attempts() -> None:
+    testing.set_testing(False)  # real time: the test is about when requests are sent
+    fake = FakePulsora(latency=0.01)
+    fake.fail_next(429, retry_after=1)
+    sent_at: list[float] = []
+
+    async def timed(request: httpx.Request) -> httpx.Response:
+        sent_at.append(anyio.current_time())
+        return await fake.transport.handle_async_request(request)
+
+    policy = RetryPolicy(max_attempts=1)
+    async with Revenue(TOKEN, transport=httpx.MockTransport(timed), retry=policy) as revenue:
+        report = await revenue.track_many(events(40), concurrency=4)
+    assert report.sent == 40, "the 429 did not use up the event's only attempt"
+    first = sent_at[0]
+    in_flight_then = [t for t in sent_at[1:] if t < first + 0.01]
+    later = sent_at[1 + len(in_flight_then) :]
+    assert len(in_flight_then) <= 3
+    assert min(later) >= first + 1.0, "every worker waited out the Retry-After"
+
+
+async def test_429_storm_sends_no_more_than_concurrency_while_closed() -> None:
+    testing.set_testing(False)
+    storm_until = 0.0
+    during_storm = 0
+    fake = FakePulsora()
+
+    async def storm(request: httpx.Request) -> httpx.Response:
+        nonlocal storm_until, during_storm
+        now = anyio.current_time()
+        if not storm_until:
+            storm_until = now + 1.0
+        if now < storm_until:
+            during_storm += 1
+            return httpx.Response(429, headers={"Retry-After": "1"}, json={"error": "Rate limited"})
+        return await fake.transport.handle_async_request(request)
+
+    async with Revenue(TOKEN, transport=httpx.MockTransport(storm)) as revenue:
+        report = await revenue.track_many(events(20), concurrency=4)
+    assert report.sent == 20
+    assert during_storm <= 4
+
+
+async def test_rate_limit_spaces_requests() -> None:
+    fake = FakePulsora()
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        with testing.fast_retries() as sleeps:
+            report = await revenue.track_many(events(11), concurrency=4, rate_limit=10)
+    assert report.sent == 11
+    assert sum(sleeps) == pytest.approx(1.0, abs=0.05)  # 10 intervals of 0.1 s
+
+
+async def test_lost_answers_in_bulk_are_sent_once() -> None:
+    fake = FakePulsora()
+    fake.script([Fault(drop=True), Fault(), Fault(drop=True)])
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        outcomes: list[Outcome] = []
+        report = await revenue.track_many(events(10), concurrency=1, on_result=outcomes.append)
+    assert report.sent == 10
+    assert [o.index for o in outcomes if o.result and o.result.duplicate] == [0, 1]
+    assert len(fake.events) == 10
+
+
+async def test_progress_reports_counters() -> None:
+    fake = FakePulsora(latency=0.002)
+    seen: list[Progress] = []
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        await revenue.track_many(events(300), concurrency=2, on_progress=seen.append)
+    assert seen
+    assert seen[-1].done == seen[-1].sent == 300
+    assert seen[-1].in_flight == 0
+    assert all(a.done <= b.done for a, b in itertools.pairwise(seen))
+    assert seen[-1].rate > 0
+
+
+async def test_cancellation_leaves_no_task_and_a_consistent_report() -> None:
+    fake = FakePulsora(latency=0.002)
+    outcomes: list[Outcome] = []
+    before = len(anyio.get_running_tasks())
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        with anyio.move_on_after(0.1) as scope:
+            await revenue.track_many(events(100_000), concurrency=8, on_result=outcomes.append)
+    assert scope.cancelled_caught
+    await anyio.sleep(0.05)
+    assert len(anyio.get_running_tasks()) == before
+    recorded = {e.transaction_id for e in fake.events}
+    reported = {o.event.transaction_id for o in outcomes if o.event}
+    assert recorded == reported, "on_result was called for every event that got an answer"
+    assert 0 < len(outcomes) < 100_000
+
+
+async def test_concurrency_beyond_the_pool_gets_its_own_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limits: list[httpx.Limits] = []
+    real_client = httpx.AsyncClient
+
+    def recording_client(**options: Any) -> httpx.AsyncClient:
+        limits.append(options["limits"])
+        return real_client(**options)
+
+    monkeypatch.setattr(httpx, "AsyncClient", recording_client)
+    fake = FakePulsora(latency=0.05)
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        await revenue.track_many(events(50), concurrency=8)
+        report = await revenue.track_many(events(300, start=50), concurrency=100)
+    assert report.sent == 300
+    assert [(x.max_connections, x.max_keepalive_connections) for x in limits] == [
+        (64, 64),  # the client's own pool, enough for concurrency 8
+        (100, 100),  # a pool sized to the run
+    ]
+    assert fake.peak_concurrency > 64
+
+
+@pytest.mark.parametrize("concurrency", [0, -1, 1.5, True])
+async def test_refuses_nonsense_concurrency(concurrency: Any) -> None:
+    async with Revenue(TOKEN, transport=FakePulsora().transport) as revenue:
+        with pytest.raises(ConfigurationError):
+            await revenue.track_many(events(1), concurrency=concurrency)
+
+
+async def test_refuses_nonsense_rate_limit() -> None:
+    async with Revenue(TOKEN, transport=FakePulsora().transport) as revenue:
+        with pytest.raises(ConfigurationError):
+            await revenue.track_many(events(1), rate_limit=0)
+
+
+async def test_errors_in_callbacks_propagate_unwrapped() -> None:
+    def explode(outcome: Outcome) -> None:
+        raise RuntimeError("callback bug")
+
+    async with Revenue(TOKEN, transport=FakePulsora().transport) as revenue:
+        with pytest.raises(RuntimeError, match="callback bug"):
+            await revenue.track_many(events(5), on_result=explode)
+
+
+async def test_errors_in_the_input_propagate_unwrapped() -> None:
+    def broken() -> Iterator[dict[str, Any]]:
+        yield from events(3)
+        raise OSError("disk gone")
+
+    fake = FakePulsora()
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        with pytest.raises(OSError, match="disk gone"):
+            await revenue.track_many(broken())
