@@ -8,10 +8,13 @@ not to the number of events. No task is started per event.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 
 import anyio
+import anyio.abc
+import anyio.lowlevel
 import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import _clock
 from ._convert import encode, to_event
@@ -42,6 +45,7 @@ OnResult = Callable[[Outcome], object]
 OnProgress = Callable[[Progress], object]
 
 _STOPPERS = (AuthenticationError, PermissionDeniedError)
+_LOCAL = (OutcomeStatus.INVALID, OutcomeStatus.SKIPPED)
 
 
 @attrs.define
@@ -79,19 +83,19 @@ class Batch:
     crash: Exception | None = None
     _recent: RecentKeys = attrs.Factory(RecentKeys)
     _watch: _clock.Stopwatch = attrs.Factory(_clock.Stopwatch)
+    _receive: MemoryObjectReceiveStream[tuple[int, object]] | None = None
 
     async def run(self, source: Source) -> BatchReport:
         """Send every event of *source*; return the report, or raise what stopped it."""
-        send, receive = anyio.create_memory_object_stream[tuple[int, object]](self.concurrency)
         try:
             async with anyio.create_task_group() as outer:
                 if self.on_progress is not None:
                     outer.start_soon(self._tick)
                 async with anyio.create_task_group() as workers:
                     scope = workers.cancel_scope
-                    workers.start_soon(self._guard, scope, self._produce(source, send))
+                    items = self._pull(source, workers)
                     for _ in range(self.concurrency):
-                        workers.start_soon(self._guard, scope, self._work(receive, scope))
+                        workers.start_soon(self._guard, scope, self._work(items, scope))
                 outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             error: BaseException = group
@@ -101,7 +105,8 @@ class Batch:
                 raise
             raise error from None
         finally:
-            receive.close()
+            if self._receive is not None:
+                self._receive.close()
             self.report.elapsed = self._watch.elapsed()
         if self.crash is not None:
             raise self.crash
@@ -111,6 +116,22 @@ class Batch:
             self.stop_error.report = self.report
             raise self.stop_error
         return self.report
+
+    def _pull(
+        self, source: Source, workers: anyio.abc.TaskGroup
+    ) -> AsyncIterator[tuple[int, object]]:
+        """Return one shared stream of (index, item) for the workers to take from.
+
+        A plain iterable is read by the workers themselves (``next`` cannot be
+        interrupted, so no lock is needed); an async iterable gets one producer
+        task feeding a buffer the size of the pool.
+        """
+        if not isinstance(source, AsyncIterable):
+            return _shared(enumerate(source))
+        send, receive = anyio.create_memory_object_stream[tuple[int, object]](self.concurrency)
+        workers.start_soon(self._guard, workers.cancel_scope, self._produce(source, send))
+        self._receive = receive
+        return receive
 
     async def _guard(self, scope: anyio.CancelScope, task: Awaitable[None]) -> None:
         """Run *task*; if it fails (the input or a callback raised), stop the run with it."""
@@ -122,41 +143,39 @@ class Batch:
             scope.cancel()
 
     async def _produce(
-        self, source: Source, send: anyio.abc.ObjectSendStream[tuple[int, object]]
+        self, source: AsyncIterable[object], send: anyio.abc.ObjectSendStream[tuple[int, object]]
     ) -> None:
         async with send:
-            if isinstance(source, AsyncIterable):
-                index = 0
-                async for item in source:
-                    await send.send((index, item))
-                    index += 1
-            else:
-                for index, item in enumerate(source):
-                    await send.send((index, item))
+            index = 0
+            async for item in source:
+                await send.send((index, item))
+                index += 1
 
     async def _work(
-        self,
-        receive: anyio.abc.ObjectReceiveStream[tuple[int, object]],
-        scope: anyio.CancelScope,
+        self, items: AsyncIterator[tuple[int, object]], scope: anyio.CancelScope
     ) -> None:
-        async for index, item in receive:
+        async for index, item in items:
             outcome = await self._handle(index, item)
             self.report.count(outcome, keep_failures=self.keep_failures)
             if self.on_result is not None:
                 self.on_result(outcome)
             if self.stop_error is not None:
                 scope.cancel()
+            if outcome.status in _LOCAL:  # nothing was awaited: let others run, and cancel
+                await anyio.lowlevel.checkpoint()
 
     async def _handle(self, index: int, item: object) -> Outcome:
         try:
             event = to_event(item, {})
         except ValidationError as exc:
             return Outcome(index, None, item, OutcomeStatus.INVALID, exc)
-        if not self._recent.add(bytes.fromhex(idempotency_key(event)[:32])):
+        key = idempotency_key(event)
+        if not self._recent.add(bytes.fromhex(key[:32])):
             return Outcome(index, event, item, OutcomeStatus.SKIPPED)
         self.in_flight += 1
         try:
-            result = await self.channel.deliver(event, encode(event), pacing=self.pacing)
+            body = encode(event)
+            result = await self.channel.deliver(event, body, key=key, pacing=self.pacing)
         except DuplicateTransactionError as exc:
             return Outcome(index, event, item, OutcomeStatus.DUPLICATE, exc)
         except (APIError, APIConnectionError) as exc:
@@ -176,6 +195,22 @@ class Batch:
         if self.on_progress is not None:
             elapsed = self._watch.elapsed()
             self.on_progress(self.report.progress(in_flight=self.in_flight, elapsed=elapsed))
+
+
+class _shared:
+    """An async iterator over a plain iterator, safe for several workers at once."""
+
+    def __init__(self, items: Iterator[tuple[int, object]]) -> None:
+        self._items = items
+
+    def __aiter__(self) -> _shared:
+        return self
+
+    async def __anext__(self) -> tuple[int, object]:
+        try:  # no checkpoint: every worker yields while its request is under way
+            return next(self._items)
+        except StopIteration:
+            raise StopAsyncIteration from None
 
 
 def make_batch(

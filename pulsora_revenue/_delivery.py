@@ -58,11 +58,19 @@ class Channel:
     debug: bool = False
 
     async def deliver(
-        self, event: RevenueEvent, body: bytes, *, pacing: Pacing | None = None
+        self,
+        event: RevenueEvent,
+        body: bytes,
+        *,
+        key: str | None = None,
+        pacing: Pacing | None = None,
     ) -> TrackResult:
-        """Send *event* (encoded as *body*) until accepted, or raise the final error."""
+        """Send *event* (encoded as *body*) until accepted, or raise the final error.
+
+        *key* is the event's ``idempotency_key``, if the caller has it already.
+        """
         policy = self.policy
-        key = idempotency_key(event)
+        key = key or idempotency_key(event)
         watch = _clock.Stopwatch()
         maybe_delivered = False
         requests = tries = 0

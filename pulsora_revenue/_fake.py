@@ -122,6 +122,11 @@ class FakePulsora:
         """Answer each of the next *count* requests *seconds* late (after recording)."""
         self.script(Fault(delay=seconds) for _ in range(count))
 
+    def outage(self, status: int, seconds: float, *, retry_after: float | None = None) -> None:
+        """Answer every request with *status* for the next *seconds* (of the test clock)."""
+        fault = Fault(status=status, retry_after=retry_after)
+        self.faults.outage(fault, until=_clock.now() + seconds)
+
     def reset(self) -> None:
         """Forget events, rejections, scripted faults and the request count."""
         self._store.clear()

@@ -94,11 +94,20 @@ CHAOS_MENU = (
 
 @attrs.define
 class Faults:
-    """A queue of scripted faults, then random ones at ``chaos`` rate (0 to 1)."""
+    """An outage, then a queue of scripted faults, then random ones at ``chaos`` rate.
+
+    An outage answers every request with the same fault until a given time.
+    """
 
     chaos: float = 0.0
     rng: random.Random = attrs.Factory(random.Random)
     _queue: deque[Fault] = attrs.Factory(deque)
+    _outage: Fault | None = None
+    _outage_until: float = 0.0
+
+    def outage(self, fault: Fault, *, until: float) -> None:
+        """Apply *fault* to every request until the clock reads *until*."""
+        self._outage, self._outage_until = fault, until
 
     def script(self, faults: Iterable[Fault]) -> None:
         """Apply *faults* to the next requests, one each, in order."""
@@ -108,14 +117,17 @@ class Faults:
         """Forget scripted faults and turn chaos off."""
         self._queue.clear()
         self.chaos = 0.0
+        self._outage = None
 
     @property
     def pending(self) -> int:
         """How many scripted faults are still waiting for a request."""
         return len(self._queue)
 
-    def next(self) -> Fault | None:
-        """Return the fault for the next request, if any."""
+    def next(self, now: float) -> Fault | None:
+        """Return the fault for a request arriving at *now*, if any."""
+        if self._outage is not None and now < self._outage_until:
+            return self._outage
         if self._queue:
             return self._queue.popleft()
         if self.chaos and self.rng.random() < self.chaos:
@@ -132,7 +144,7 @@ async def respond(
     clock: Callable[[], float],
 ) -> Answer | None:
     """Answer one request under the next fault; None means: drop the connection."""
-    fault = faults.next()
+    fault = faults.next(clock())
     if fault is not None and fault.status is not None:
         answer = fault.answer()
         ingest.store.reject(answer, redact_body(body))

@@ -77,6 +77,8 @@ async def send_once(
         return Reply(Observation(None), failure=exc)  # the answer was lost on the way
     except httpx.HTTPError as exc:
         return Reply(Observation(None, sent=False, retryable=False), failure=exc)
+    if response.is_success:
+        return Reply(Observation(response.status_code))
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     seen = Observation(response.status_code, retry_after=retry_after)
     return Reply(seen, message=shorten(scrub(server_message(response))))
@@ -84,8 +86,6 @@ async def send_once(
 
 def server_message(response: httpx.Response) -> str:
     """Return the server's own error text: ``error`` or ``message``, else the body."""
-    if response.is_success:
-        return ""
     if response.is_redirect:
         return f"redirect to {response.headers.get('Location', '?')}"
     try:

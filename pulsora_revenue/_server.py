@@ -130,7 +130,11 @@ def create_app(
             faults.script([Fault.from_json(f) for f in spec.get("faults", [])])
             if "chaos" in spec:
                 faults.chaos = _chaos(spec["chaos"])
-        except (ValueError, TypeError, AttributeError) as exc:
+            if "outage" in spec:
+                outage = dict(spec["outage"])
+                seconds = float(outage.pop("seconds"))
+                faults.outage(Fault.from_json(outage), until=anyio.current_time() + seconds)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
             return json_response({"error": f"Bad fault script: {exc}"}, 400)
         return json_response({"success": True, "pending": faults.pending})
 

@@ -54,10 +54,17 @@ class DevServer:
         httpx.delete(f"{self.url}/api/events").raise_for_status()
         httpx.delete(f"{self.url}/api/faults").raise_for_status()
 
-    def script(self, *faults: dict[str, object], chaos: float | None = None) -> None:
+    def script(
+        self,
+        *faults: dict[str, object],
+        chaos: float | None = None,
+        outage: dict[str, object] | None = None,
+    ) -> None:
         spec: dict[str, object] = {"faults": list(faults)}
         if chaos is not None:
             spec["chaos"] = chaos
+        if outage is not None:
+            spec["outage"] = outage
         httpx.post(f"{self.url}/api/faults", json=spec).raise_for_status()
 
     def events(self, transaction_id: str | None = None) -> list[dict[str, object]]:

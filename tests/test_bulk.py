@@ -282,3 +282,17 @@ async def test_errors_in_the_input_propagate_unwrapped() -> None:
     async with Revenue(TOKEN, transport=fake.transport) as revenue:
         with pytest.raises(OSError, match="disk gone"):
             await revenue.track_many(broken())
+
+
+async def test_a_run_of_invalid_rows_can_be_cancelled() -> None:
+    fake = FakePulsora()
+
+    def invalid_forever() -> Iterator[dict[str, Any]]:
+        while True:
+            yield {"amount": "not a number"}
+
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        with anyio.move_on_after(0.2) as scope:
+            await revenue.track_many(invalid_forever(), keep_failures=False)
+    assert scope.cancelled_caught
+    assert fake.requests == 0

@@ -132,3 +132,14 @@ async def test_script_and_reset(fake_pulsora: FakePulsora) -> None:
     assert fake_pulsora.events == []
     fake_pulsora.reset()
     assert (fake_pulsora.events, fake_pulsora.rejected, fake_pulsora.requests) == ([], [], 0)
+
+
+async def test_outage_answers_everything_until_it_ends(fake_pulsora: FakePulsora) -> None:
+    fake_pulsora.outage(503, seconds=3)
+    policy = RetryPolicy(uniform=lambda low, high: high)  # waits 0.5, 1 and 2 s
+    async with Revenue(TOKEN, transport=fake_pulsora.transport, retry=policy) as revenue:
+        with fast_retries() as sleeps:
+            result = await revenue.track(EVENT)
+    assert sum(sleeps) >= 3  # the retries waited the outage out (on the test clock)
+    assert result.attempts == len(fake_pulsora.rejected) + 1
+    assert {r.status for r in fake_pulsora.rejected} == {503}

@@ -15,6 +15,7 @@ from pulsora_revenue import (
     RateLimitError,
     RetryPolicy,
     Revenue,
+    ServerError,
     ValidationError,
     testing,
 )
@@ -199,3 +200,14 @@ async def test_events_survive_a_restart(tmp_path: Path) -> None:
                 await revenue.track(EVENT)
     assert sorted(e["transaction_id"] for e in events) == ["tx_1", "tx_2"]
     assert Decimal(str(events[0]["amount"])) == Decimal("49.99")
+
+
+async def test_scripted_outage(server: DevServer) -> None:
+    server.script(outage={"status": 503, "seconds": 30})
+    policy = RetryPolicy(max_attempts=2)
+    async with Revenue(TOKEN, endpoint=server.endpoint, retry=policy) as revenue:
+        with pytest.raises(ServerError, match="Service unavailable"):
+            await revenue.track(EVENT)
+    server.reset()
+    async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
+        assert (await revenue.track(EVENT)).status_code == 202
