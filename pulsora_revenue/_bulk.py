@@ -155,6 +155,8 @@ class Batch:
         self, items: AsyncIterator[tuple[int, object]], scope: anyio.CancelScope
     ) -> None:
         async for index, item in items:
+            if self.stop_error is not None or self.crash is not None:
+                return  # stopped: do not wait for the cancellation to reach us
             outcome = await self._handle(index, item)
             self.report.count(outcome, keep_failures=self.keep_failures)
             if self.on_result is not None:
