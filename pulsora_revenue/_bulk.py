@@ -35,7 +35,11 @@ from ._report import BatchReport, Outcome, OutcomeStatus, Progress
 #: How many distinct (transaction_id, event_type) keys are remembered to skip
 #: repeats without a request. Older repeats are sent, and Pulsora's 409 reports
 #: them as duplicates: either way nothing is recorded twice, and memory stays flat.
-DEDUP_WINDOW = 100_000
+DEDUP_WINDOW = 50_000
+
+#: Every this many events, a worker yields to the event loop even if nothing else
+#: made it wait (a checkpoint costs a loop iteration: too dear for every event).
+CHECKPOINT_EVERY = 64
 
 #: Seconds between two calls of ``on_progress``.
 PROGRESS_INTERVAL = 0.25
@@ -157,6 +161,10 @@ class Batch:
         async for index, item in items:
             if self.stop_error is not None or self.crash is not None:
                 return  # stopped: do not wait for the cancellation to reach us
+            if index % CHECKPOINT_EVERY == 0:
+                # An instant transport never yields; the event loop must still run
+                # now and then (other tasks, cancellation, clean-up of timers).
+                await anyio.lowlevel.checkpoint()
             outcome = await self._handle(index, item)
             self.report.count(outcome, keep_failures=self.keep_failures)
             if self.on_result is not None:
