@@ -35,7 +35,7 @@ from ._report import BatchReport, Outcome, OutcomeStatus, Progress
 #: How many distinct (transaction_id, event_type) keys are remembered to skip
 #: repeats without a request. Older repeats are sent, and Pulsora's 409 reports
 #: them as duplicates: either way nothing is recorded twice, and memory stays flat.
-DEDUP_WINDOW = 50_000
+DEDUP_WINDOW = 20_000
 
 #: Every this many events, a worker yields to the event loop even if nothing else
 #: made it wait (a checkpoint costs a loop iteration: too dear for every event).
