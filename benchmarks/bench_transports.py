@@ -1,0 +1,674 @@
+"""Transport benchmark: track_many over httpx, httpx2 and aiohttp, against bare loops.
+
+Run: ``python benchmarks/bench_transports.py [--count N] [--concurrency 1 8 32 64]
+[--rounds R]`` for the comparison table and the issue's target ratios, or
+``python benchmarks/bench_transports.py profile`` for where ``track_many`` over
+plain httpx spends its time (pyinstrument if installed, else cProfile).
+
+Every client sends the same ~400-byte bodies to the same raw HTTP/1.1 server (a
+separate process on a free 127.0.0.1 port, on uvloop if installed, answering 202
+to every POST), at the same concurrency. Each measurement runs in a fresh client
+process: set up the client, warm it up (connections, lazy imports), then time
+``count`` requests with ``time.perf_counter`` and ``time.process_time`` (the
+client's own CPU, the server being elsewhere). Clients alternate within a round
+and the best of the rounds is kept: only the ratios within one run mean anything.
+
+httpx2 cannot be handed to ``Revenue`` directly: an ``httpx2.AsyncClient`` as
+``http_client=`` rejects the ``httpx.URL`` we build requests with (TypeError), and
+an httpx2 transport under an ``httpx.AsyncClient`` returns an httpx2 response
+stream that httpx's client refuses (AssertionError). So the httpx2 rows run in a
+process where ``httpx2.alias_httpx()`` makes ``import httpx`` resolve to httpx2:
+the library itself then runs on httpx2 (exceptions included).
+
+aiohttp, httpx_aiohttp, httpx2, uvloop and pyinstrument are optional: the rows
+that need a missing one are skipped, and say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+# httpx and the library are imported inside functions, never here: a measuring
+# process may first have to make ``import httpx`` resolve to httpx2.
+if TYPE_CHECKING:
+    from pulsora_revenue import RevenueEvent
+
+TOKEN = "sec_benchmark_0000"
+HEADERS = {"X-API-Token": TOKEN, "Content-Type": "application/json"}
+PATH = "/api/ingest"
+#: A server left behind by a killed parent stops by itself after this long.
+SERVER_LIFETIME = 4 * 3600.0
+#: Requests sent before the timed ones, to open the connections and warm caches.
+WARMUP_MIN = 200
+
+T = TypeVar("T")
+Sender = Callable[[Sequence[T]], Awaitable[None]]
+Kind = Literal["track_many", "bare_httpx", "bare_aiohttp", "raw"]
+
+
+@dataclass(frozen=True)
+class Client:
+    """One row of the table: what sends (track_many, a bare loop), over which stack."""
+
+    key: str
+    kind: Kind
+    stack: str
+    httpx2: bool = False  # run with ``httpx2.alias_httpx()``
+    aiohttp_transport: bool = False  # httpx over ``httpx_aiohttp.AiohttpTransport``
+    needs: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        what = "track_many" if self.kind == "track_many" else "bare"
+        return f"({self.key}) {what} {self.stack}"
+
+
+AIOHTTP = ("aiohttp", "httpx_aiohttp")
+CLIENTS = (
+    Client("a", "track_many", "httpx"),
+    Client("b", "track_many", "httpx2", httpx2=True, needs=("httpx2",)),
+    Client("c", "track_many", "httpx+aiohttp", aiohttp_transport=True, needs=AIOHTTP),
+    Client("c2", "track_many", "httpx2+aiohttp", True, True, ("httpx2", *AIOHTTP)),
+    Client("d", "bare_httpx", "httpx"),
+    Client("d2", "bare_httpx", "httpx2", httpx2=True, needs=("httpx2",)),
+    Client("d3", "bare_httpx", "httpx+aiohttp", aiohttp_transport=True, needs=AIOHTTP),
+    Client("e", "bare_aiohttp", "aiohttp", needs=("aiohttp",)),
+    Client("f", "raw", "asyncio keep-alive (raw)"),
+)
+BY_KEY = {client.key: client for client in CLIENTS}
+#: Target (2): each track_many row against the bare loop of its own transport.
+SAME_TRANSPORT = (("a", "d"), ("b", "d2"), ("c", "d3"), ("c", "e"), ("c2", "e"))
+SPEED_PATHS = ("b", "c", "c2")
+PACKAGES = (
+    "pulsora-revenue",
+    "httpx",
+    "httpcore",
+    "h11",
+    "anyio",
+    "httpx2",
+    "httpcore2",
+    "aiohttp",
+    "httpx-aiohttp",
+    "yarl",
+    "multidict",
+    "uvloop",
+    "pyinstrument",
+)
+
+
+def available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def missing(client: Client) -> list[str]:
+    return [module for module in client.needs if not available(module)]
+
+
+# -- payloads -----------------------------------------------------------------------------
+
+
+def rows(count: int, run: str) -> Iterator[dict[str, Any]]:
+    """Generate *count* distinct, valid subscription rows of about 400 bytes encoded."""
+    for n in range(count):
+        digest = hashlib.sha256(f"{run}/{n}".encode()).hexdigest()
+        yield {
+            "visitor_fingerprint": digest[:32],
+            "session_id": f"sess_{digest[32:48]}",
+            "customer_id": f"cus_{digest[56:64]}{n % 983:06d}",
+            "amount": f"{n % 500 + 1}.99",
+            "currency": "eur",
+            "transaction_id": f"pi_{run}_{n:09d}",
+            "payment_processor": "stripe",
+            "event_type": "subscription",
+            "customer_subscription_id": f"sub_{digest[48:62]}",
+            "mrr_impact": f"{n % 500 + 1}.99",
+            "is_recurring": True,
+            "metadata": {"plan": "pro-annual", "seats": n % 10 + 1},
+        }
+
+
+def make_events(count: int, run: str) -> list[RevenueEvent]:
+    from pulsora_revenue import RevenueEvent
+
+    return [RevenueEvent(**row) for row in rows(count, run)]
+
+
+def make_bodies(count: int, run: str) -> list[bytes]:
+    from pulsora_revenue._convert import encode
+
+    return [encode(event) for event in make_events(count, run)]
+
+
+# -- the server ---------------------------------------------------------------------------
+
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked", re.IGNORECASE)
+CLOSE = re.compile(rb"\r\nconnection:[ \t]*close", re.IGNORECASE)
+ANSWER = b'{"success":true}'
+ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+ACCEPTED += b"Content-Length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER)
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+NOT_IMPLEMENTED = b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+MAX_PENDING = 1 << 20
+
+
+class Ingest(asyncio.Protocol):
+    """Answer 202 to every POST on a keep-alive HTTP/1.1 connection (pipelining too)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        buffer = self.buffer
+        buffer += data
+        answers: list[bytes] = []
+        start, close = 0, False
+        while (end := buffer.find(b"\r\n\r\n", start)) >= 0:
+            head = bytes(buffer[start:end])
+            length = CONTENT_LENGTH.search(head)
+            if length is None and CHUNKED.search(head):
+                answers.append(NOT_IMPLEMENTED)  # every client here sends Content-Length
+                close = True
+                break
+            stop = end + 4 + (int(length.group(1)) if length else 0)
+            if len(buffer) < stop:
+                break
+            answers.append(ACCEPTED if head.startswith(b"POST ") else NOT_FOUND)
+            start = stop
+            if CLOSE.search(head):
+                close = True
+                break
+        del buffer[:start]
+        if answers:
+            self.transport.write(b"".join(answers))
+        if close or len(buffer) > MAX_PENDING:
+            self.transport.close()
+
+
+async def serve() -> None:
+    """Listen on a free loopback port, print it, and serve until stdin closes.
+
+    The parent holds the other end of stdin: when it closes it, or dies, the server
+    stops; in any case after ``SERVER_LIFETIME`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Ingest, "127.0.0.1", 0, backlog=1024)
+    parent = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(parent), sys.stdin)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(parent.read(), SERVER_LIFETIME)
+
+
+def run_loop(main: Coroutine[Any, Any, T], *, uvloop: bool) -> T:
+    """Run *main* on asyncio, or on uvloop if asked and installed."""
+    if uvloop and available("uvloop"):
+        import uvloop as uv  # type: ignore[import-not-found, unused-ignore]
+
+        with asyncio.Runner(loop_factory=uv.new_event_loop) as runner:
+            return runner.run(main)
+    with asyncio.Runner() as runner:
+        return runner.run(main)
+
+
+@contextmanager
+def ingest_server() -> Iterator[str]:
+    """Start the server in its own process; yield its ingest URL; stop it."""
+    command = [sys.executable, __file__, "_serve"]
+    server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert server.stdin is not None
+    assert server.stdout is not None
+    try:
+        line = server.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"the benchmark server did not start ({line!r})")
+        yield f"http://127.0.0.1:{int(line)}{PATH}"
+    finally:
+        server.stdin.close()  # the server's signal to stop
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+
+
+# -- the clients ----------------------------------------------------------------------------
+
+
+def aiohttp_transport(concurrency: int) -> Any:
+    """An ``AiohttpTransport`` whose aiohttp connector allows *concurrency* connections."""
+    import httpx
+    from httpx_aiohttp import (  # type: ignore[import-not-found, unused-ignore]
+        AiohttpTransport,
+    )
+
+    size = max(concurrency, 100)
+    return AiohttpTransport(limits=httpx.Limits(max_connections=size))
+
+
+async def start_workers(concurrency: int, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async with asyncio.TaskGroup() as group:
+        for _ in range(concurrency):
+            group.create_task(work())
+
+
+@asynccontextmanager
+async def track_many_sender(
+    url: str, concurrency: int, client: Client
+) -> AsyncIterator[Sender[RevenueEvent]]:
+    from pulsora_revenue import Revenue
+
+    transport = aiohttp_transport(concurrency) if client.aiohttp_transport else None
+    async with Revenue(TOKEN, endpoint=url, transport=transport) as revenue:
+
+        async def send(events: Sequence[RevenueEvent]) -> None:
+            report = await revenue.track_many(events, concurrency=concurrency)
+            if report.sent != len(events):
+                raise RuntimeError(f"track_many did not send everything: {report}")
+
+        yield send
+
+
+@asynccontextmanager
+async def bare_httpx_sender(
+    url: str, concurrency: int, client: Client
+) -> AsyncIterator[Sender[bytes]]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    transport = aiohttp_transport(concurrency) if client.aiohttp_transport else None
+    async with httpx.AsyncClient(limits=limits, transport=transport) as session:
+
+        async def send(bodies: Sequence[bytes]) -> None:
+            pending = iter(bodies)
+
+            async def worker() -> None:
+                for body in pending:
+                    response = await session.post(url, content=body, headers=HEADERS)
+                    if response.status_code != 202:
+                        raise RuntimeError(f"HTTP {response.status_code}: {response.text}")
+
+            await start_workers(concurrency, worker)
+
+        yield send
+
+
+@asynccontextmanager
+async def bare_aiohttp_sender(
+    url: str, concurrency: int, client: Client
+) -> AsyncIterator[Sender[bytes]]:
+    import aiohttp  # type: ignore[import-not-found, unused-ignore]
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def send(bodies: Sequence[bytes]) -> None:
+            pending = iter(bodies)
+
+            async def worker() -> None:
+                for body in pending:
+                    async with session.post(url, data=body, headers=HEADERS) as response:
+                        text = await response.read()
+                        if response.status != 202:
+                            raise RuntimeError(f"HTTP {response.status}: {text!r}")
+
+            await start_workers(concurrency, worker)
+
+        yield send
+
+
+@asynccontextmanager
+async def raw_sender(url: str, concurrency: int, client: Client) -> AsyncIterator[Sender[bytes]]:
+    """The physical limit: one persistent connection a worker, HTTP/1.1 by hand."""
+    match = re.fullmatch(r"http://(127\.0\.0\.1):(\d+)(/.*)", url)
+    if match is None:
+        raise ValueError(f"the raw client only speaks to http://127.0.0.1:PORT/..., not {url}")
+    host, port, path = match[1], int(match[2]), match[3]
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in HEADERS.items())
+    template = head.encode() + b"Content-Length: %d\r\n\r\n"
+    connections = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
+    try:
+
+        async def send(bodies: Sequence[bytes]) -> None:
+            pending = iter(bodies)
+
+            async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                for body in pending:
+                    writer.write(template % len(body) + body)
+                    answer = await reader.readuntil(b"\r\n\r\n")
+                    length = CONTENT_LENGTH.search(answer)
+                    await reader.readexactly(int(length.group(1)) if length else 0)
+                    if answer[9:12] != b"202":
+                        raise RuntimeError(f"unexpected answer {answer!r}")
+
+            async with asyncio.TaskGroup() as group:
+                for reader, writer in connections:
+                    group.create_task(worker(reader, writer))
+
+        yield send
+    finally:
+        for _, writer in connections:
+            writer.close()
+
+
+SENDERS: dict[Kind, Callable[[str, int, Client], AbstractAsyncContextManager[Sender[Any]]]] = {
+    "track_many": track_many_sender,
+    "bare_httpx": bare_httpx_sender,
+    "bare_aiohttp": bare_aiohttp_sender,
+    "raw": raw_sender,
+}
+
+
+async def timed(client: Client, url: str, count: int, concurrency: int) -> dict[str, float]:
+    """Build the payloads, set up and warm up *client*, then time *count* requests."""
+    make: Callable[[int, str], Sequence[Any]]
+    make = make_events if client.kind == "track_many" else make_bodies
+    warm, payload = make(max(WARMUP_MIN, 4 * concurrency), "warm"), make(count, "timed")
+    async with SENDERS[client.kind](url, concurrency, client) as send:
+        await send(warm)
+        wall, cpu = time.perf_counter(), time.process_time()
+        await send(payload)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"seconds": wall, "cpu": cpu}
+
+
+def measure_child(spec: str) -> None:
+    """The hidden ``_measure`` sub-command: one measurement, printed as JSON."""
+    settings = json.loads(spec)
+    client = BY_KEY[settings["client"]]
+    if client.httpx2:
+        import httpx2  # type: ignore[import-not-found, unused-ignore]
+
+        httpx2.alias_httpx()  # before anything imports httpx
+        import httpx
+
+        if httpx.__name__ != "httpx2":
+            raise RuntimeError("httpx2.alias_httpx() did not take effect")
+    main = timed(client, settings["url"], settings["count"], settings["concurrency"])
+    print(json.dumps(run_loop(main, uvloop=settings["uvloop"])))
+
+
+def measure(
+    client: Client, url: str, count: int, concurrency: int, uvloop: bool
+) -> dict[str, float] | str:
+    """Run one measurement in a fresh process; return its figures or why it failed."""
+    spec = {"client": client.key, "url": url, "count": count, "concurrency": concurrency}
+    spec["uvloop"] = uvloop
+    # Loopback only: no proxy from the environment may see these requests.
+    env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower()}
+    command = [sys.executable, __file__, "_measure", json.dumps(spec)]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=120 + count / 20
+        )
+    except subprocess.TimeoutExpired:
+        return "timed out"
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        return lines[-1][:90]
+    return cast(dict[str, float], json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# -- the comparison ---------------------------------------------------------------------------
+
+
+def package_versions() -> str:
+    found = []
+    for name in PACKAGES:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
+def ratio(top: float | None, bottom: float | None) -> str:
+    return f"{top / bottom:.2f}" if top is not None and bottom else "-"
+
+
+def compare(args: argparse.Namespace) -> None:
+    chosen = [BY_KEY[key] for key in args.clients]
+    skipped = {client.key: missing(client) for client in chosen if missing(client)}
+    runnable = [client for client in chosen if client.key not in skipped]
+    body = len(make_bodies(1, "size")[0])
+    server_loop = "uvloop" if available("uvloop") else "asyncio (uvloop not installed)"
+    client_loop = "uvloop" if args.uvloop_clients and available("uvloop") else "asyncio"
+    print(f"== transports: {args.count} requests of {body} bytes a measurement, best of")
+    print(f"   {args.rounds} rounds; server: raw HTTP/1.1 on {server_loop}, own process;")
+    print(f"   client loop: {client_loop}, a fresh process a measurement, warmed up first")
+    print(f"   Python {sys.version.split()[0]}; {package_versions()}")
+    for key, modules in skipped.items():
+        print(f"   skipped {BY_KEY[key].label}: {', '.join(modules)} not installed")
+    best: dict[tuple[str, int], dict[str, float]] = {}
+    failures: dict[tuple[str, int], str] = {}
+    with ingest_server() as url:
+        for round_ in range(args.rounds):
+            for concurrency in args.concurrency:
+                shift = round_ % len(runnable)  # alternate the order between rounds
+                for client in runnable[shift:] + runnable[:shift]:
+                    result = measure(client, url, args.count, concurrency, args.uvloop_clients)
+                    place = (client.key, concurrency)
+                    if isinstance(result, str):
+                        failures[place] = result
+                        continue
+                    previous = best.get(place, {"seconds": float("inf"), "cpu": float("inf")})
+                    best[place] = {name: min(previous[name], result[name]) for name in result}
+            print(f"   round {round_ + 1} of {args.rounds} done", flush=True)
+
+    def rate(key: str, concurrency: int) -> float | None:
+        figures = best.get((key, concurrency))
+        return args.count / figures["seconds"] if figures else None
+
+    def cpu(key: str, concurrency: int) -> float | None:
+        figures = best.get((key, concurrency))
+        return figures["cpu"] / args.count * 1000 if figures else None
+
+    for concurrency in args.concurrency:
+        print(f"\n== concurrency {concurrency}")
+        print(f"{'client':<34} {'events/s':>9} {'CPU s/1k':>9} {'x raw':>6}")
+        for client in runnable:
+            speed, used = rate(client.key, concurrency), cpu(client.key, concurrency)
+            if speed is None or used is None:
+                why = failures.get((client.key, concurrency), "no result")
+                print(f"{client.label:<34} failed: {why}")
+                continue
+            versus = ratio(speed, rate("f", concurrency))
+            print(f"{client.label:<34} {speed:>9.0f} {used:>9.3f} {versus:>6}")
+
+    print("\n== targets")
+    at = 32 if 32 in args.concurrency else args.concurrency[-1]
+    paths = [key for key in SPEED_PATHS if rate(key, at) is not None]
+    speed_path = max(paths, key=lambda key: rate(key, at) or 0.0) if paths else None
+    if speed_path is None:
+        print("(1), (3): no speed-path track_many row was measured")
+    else:
+        name = BY_KEY[speed_path].label
+        print(f"(1) concurrency {at}: best speed path {name} / bare aiohttp loop:")
+        print(f"    {ratio(rate(speed_path, at), rate('e', at))} (target >= 0.6)")
+    columns = "".join(f"{'c=' + str(c):>7}" for c in args.concurrency)
+    print("(2) track_many / the bare loop of its own transport (target >= 0.9):")
+    print(f"    {'':<50}{columns}")
+    for ours, bare in SAME_TRANSPORT:
+        if ours in args.clients and bare in args.clients:
+            cells = "".join(f"{ratio(rate(ours, c), rate(bare, c)):>7}" for c in args.concurrency)
+            pair = f"({ours}) / ({bare}): {BY_KEY[ours].stack} / bare {BY_KEY[bare].stack}"
+            print(f"    {pair:<50}{cells}")
+    if speed_path is not None:
+        print(f"(3) CPU per 1,000 events, ({speed_path}) / (a) (target <= 0.25):")
+        cells = "".join(f"{ratio(cpu(speed_path, c), cpu('a', c)):>7}" for c in args.concurrency)
+        print(f"    {'':<50}{columns}\n    {'':<50}{cells}")
+
+
+# -- the profile ------------------------------------------------------------------------------
+
+#: Where a frame's self time is counted: the first (path fragment, group) that matches.
+GROUPS = (
+    ("/pulsora_revenue/_delivery.py", "ours: _delivery.py"),
+    ("/pulsora_revenue/_http.py", "ours: _http.py"),
+    ("/pulsora_revenue/_bulk.py", "ours: _bulk.py"),
+    ("/pulsora_revenue/_convert.py", "ours: _convert.py (encoding)"),
+    ("/pulsora_revenue/_json.py", "ours: _json.py (encoding)"),
+    ("/pulsora_revenue/", "ours: other modules"),
+    ("/cattrs/", "cattrs (encoding)"),
+    ("/json/", "json (stdlib)"),
+    ("/httpx/_models.py", "httpx: request/response models"),
+    ("/httpx/_client.py", "httpx: client"),
+    ("/httpx/_urlparse.py", "httpx: URLs"),
+    ("/httpx/_urls.py", "httpx: URLs"),
+    ("/httpx/", "httpx: other"),
+    ("/httpcore/_async/connection_pool.py", "httpcore: connection pool"),
+    ("/httpcore/_synchronization.py", "httpcore: locks (anyio)"),
+    ("/httpcore/", "httpcore: HTTP/1.1 connection"),
+    ("/h11/", "h11: HTTP/1.1 parsing"),
+    ("/anyio/", "anyio"),
+    ("/selectors.py", "idle: waiting for the server (epoll)"),
+    ("/asyncio/", "asyncio event loop"),
+    ("/logging/", "logging"),
+)
+
+
+def group_of(path: str) -> str:
+    for fragment, group in GROUPS:
+        if fragment in path:
+            return group
+    return "other (stdlib, builtins)"
+
+
+def summarise(spots: dict[tuple[str, str], float], wall: float, cpu: float) -> None:
+    """Print self time by group and the top hot spots, as shares of the busy time."""
+    by_group: dict[str, float] = {}
+    for (place, function), seconds in spots.items():
+        path = place.rsplit(":", 1)[0]
+        group = group_of(path)
+        by_group[group] = by_group.get(group, 0.0) + seconds
+    idle = sum(s for g, s in by_group.items() if g.startswith("idle"))
+    busy = sum(spots.values()) - idle
+    print(
+        f"wall {wall:.2f} s, client CPU {cpu:.2f} s; profiled busy {busy:.2f} s, idle {idle:.2f} s"
+    )
+    print(f"\n{'self time by group (share of busy time)':<48} {'s':>7} {'share':>6}")
+    for group, seconds in sorted(by_group.items(), key=lambda item: -item[1]):
+        if not group.startswith("idle"):
+            print(f"{group:<48} {seconds:>7.2f} {seconds / busy:>6.1%}")
+    print(f"\n{'top hot spots (self time)':<72} {'share':>6}")
+    top = sorted(spots.items(), key=lambda item: -item[1])
+    shown = [(key, s) for key, s in top if not group_of(key[0]).startswith("idle")][:15]
+    for (place, function), seconds in shown:
+        where = re.sub(r".*/(site-packages|lib/python3\.\d+|work/main)/", "", place)
+        print(f"{(function + ' ' + where)[:72]:<72} {seconds / busy:>6.1%}")
+
+
+async def profiled_run(url: str, count: int, concurrency: int, profiler: str) -> None:
+    client = BY_KEY["a"]
+    warm, events = make_events(max(WARMUP_MIN, 4 * concurrency), "warm"), make_events(count, "p")
+    spots: dict[tuple[str, str], float] = {}
+    async with track_many_sender(url, concurrency, client) as send:
+        await send(warm)
+        wall, cpu = time.perf_counter(), time.process_time()
+        if profiler == "pyinstrument":
+            from pyinstrument import Profiler  # type: ignore[import-not-found, unused-ignore]
+
+            sampler = Profiler(interval=0.001, async_mode="disabled")
+            sampler.start()
+            await send(events)
+            session = sampler.stop()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            stack = [session.root_frame(trim_stem=False)]
+            while stack:
+                frame = stack.pop()
+                if frame is None:
+                    continue
+                stack.extend(frame.children)
+                if frame.is_synthetic:  # "[self]", "[await]": in their parent's self time
+                    continue
+                place, function = f"{frame.file_path}:{frame.line_no}", frame.function
+                if frame.file_path in (None, "", "<built-in>") and frame.parent is not None:
+                    # C functions count in their caller's group, under their own name
+                    caller = frame.parent
+                    place, function = f"{caller.file_path}:{caller.line_no}", f"{function} [C]"
+                key = (place, function)
+                spots[key] = spots.get(key, 0.0) + frame.total_self_time
+        else:
+            import cProfile
+            import pstats
+
+            tracer = cProfile.Profile()
+            tracer.enable()
+            await send(events)
+            tracer.disable()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            table = cast(dict[tuple[str, int, str], tuple[Any, ...]], pstats.Stats(tracer).stats)  # type: ignore[attr-defined]
+            for (path, line, function), (_, _, own, _, callers) in table.items():
+                if path != "~":
+                    key = (f"{path}:{line}", function)
+                    spots[key] = spots.get(key, 0.0) + float(own)
+                    continue
+                # C functions count in their caller's group, under their own name
+                for (by_path, by_line, _), (_, _, from_there, _) in callers.items():
+                    key = (f"{by_path}:{by_line}", f"{function} [C]")
+                    spots[key] = spots.get(key, 0.0) + float(from_there)
+    print(f"== profile: track_many over httpx's default transport, {count} events,")
+    print(f"   concurrency {concurrency}, {profiler}")
+    summarise(spots, wall, cpu)
+
+
+def profile(args: argparse.Namespace) -> None:
+    profiler = args.profiler
+    if profiler == "auto":
+        profiler = "pyinstrument" if available("pyinstrument") else "cProfile"
+    elif profiler == "pyinstrument" and not available("pyinstrument"):
+        raise SystemExit("pyinstrument is not installed: pip install pyinstrument")
+    with ingest_server() as url:
+        concurrency = args.concurrency[0] if len(args.concurrency) == 1 else 32
+        run_loop(profiled_run(url, args.count, concurrency, profiler), uvloop=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", nargs="?", default="compare", choices=["compare", "profile"])
+    parser.add_argument("--count", type=int, default=5000, help="timed requests a measurement")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--rounds", type=int, default=3, help="keep the best of this many")
+    parser.add_argument(
+        "--clients", nargs="+", default=[c.key for c in CLIENTS], choices=[c.key for c in CLIENTS]
+    )
+    parser.add_argument("--uvloop-clients", action="store_true", help="run clients on uvloop")
+    parser.add_argument("--profiler", default="auto", choices=["auto", "pyinstrument", "cProfile"])
+    args = parser.parse_args()
+    if args.count < 1 or args.rounds < 1 or min(args.concurrency) < 1:
+        parser.error("--count, --rounds and --concurrency must be positive")
+    if args.which == "profile":
+        profile(args)
+    else:
+        compare(args)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["_serve"]:
+        run_loop(serve(), uvloop=True)
+    elif sys.argv[1:2] == ["_measure"]:
+        measure_child(sys.argv[2])
+    else:
+        main()
