@@ -70,6 +70,7 @@ class Client:
     httpx2: bool = False  # run with ``httpx2.alias_httpx()``
     aiohttp_transport: bool = False  # httpx over ``httpx_aiohttp.AiohttpTransport``
     needs: tuple[str, ...] = ()
+    backend: Literal["httpx", "aiohttp"] = "httpx"  # ``Revenue(backend=...)``
 
     @property
     def label(self) -> str:
@@ -83,6 +84,7 @@ CLIENTS = (
     Client("b", "track_many", "httpx2", httpx2=True, needs=("httpx2",)),
     Client("c", "track_many", "httpx+aiohttp", aiohttp_transport=True, needs=AIOHTTP),
     Client("c2", "track_many", "httpx2+aiohttp", True, True, ("httpx2", *AIOHTTP)),
+    Client("g", "track_many", "aiohttp (speed extra)", needs=("aiohttp",), backend="aiohttp"),
     Client("d", "bare_httpx", "httpx"),
     Client("d2", "bare_httpx", "httpx2", httpx2=True, needs=("httpx2",)),
     Client("d3", "bare_httpx", "httpx+aiohttp", aiohttp_transport=True, needs=AIOHTTP),
@@ -91,8 +93,8 @@ CLIENTS = (
 )
 BY_KEY = {client.key: client for client in CLIENTS}
 #: Target (2): each track_many row against the bare loop of its own transport.
-SAME_TRANSPORT = (("a", "d"), ("b", "d2"), ("c", "d3"), ("c", "e"), ("c2", "e"))
-SPEED_PATHS = ("b", "c", "c2")
+SAME_TRANSPORT = (("a", "d"), ("b", "d2"), ("c", "d3"), ("c", "e"), ("c2", "e"), ("g", "e"))
+SPEED_PATHS = ("b", "c", "c2", "g")
 PACKAGES = (
     "pulsora-revenue",
     "httpx",
@@ -280,7 +282,8 @@ async def track_many_sender(
     from pulsora_revenue import Revenue
 
     transport = aiohttp_transport(concurrency) if client.aiohttp_transport else None
-    async with Revenue(TOKEN, endpoint=url, transport=transport) as revenue:
+    revenue = Revenue(TOKEN, endpoint=url, transport=transport, backend=client.backend)
+    async with revenue:
 
         async def send(events: Sequence[RevenueEvent]) -> None:
             report = await revenue.track_many(events, concurrency=concurrency)
@@ -543,23 +546,27 @@ GROUPS = (
     ("/httpcore/", "httpcore: HTTP/1.1 connection"),
     ("/h11/", "h11: HTTP/1.1 parsing"),
     ("/anyio/", "anyio"),
+    ("/sniffio/", "anyio"),
     ("/selectors.py", "idle: waiting for the server (epoll)"),
     ("/asyncio/", "asyncio event loop"),
     ("/logging/", "logging"),
 )
 
 
+OTHER = "other (stdlib, builtins)"
+
+
 def group_of(path: str) -> str:
     for fragment, group in GROUPS:
         if fragment in path:
             return group
-    return "other (stdlib, builtins)"
+    return OTHER
 
 
 def summarise(spots: dict[tuple[str, str], float], wall: float, cpu: float) -> None:
     """Print self time by group and the top hot spots, as shares of the busy time."""
     by_group: dict[str, float] = {}
-    for (place, function), seconds in spots.items():
+    for (place, _), seconds in spots.items():
         path = place.rsplit(":", 1)[0]
         group = group_of(path)
         by_group[group] = by_group.get(group, 0.0) + seconds
@@ -603,11 +610,14 @@ async def profiled_run(url: str, count: int, concurrency: int, profiler: str) ->
                 stack.extend(frame.children)
                 if frame.is_synthetic:  # "[self]", "[await]": in their parent's self time
                     continue
-                place, function = f"{frame.file_path}:{frame.line_no}", frame.function
-                if frame.file_path in (None, "", "<built-in>") and frame.parent is not None:
-                    # C functions count in their caller's group, under their own name
-                    caller = frame.parent
-                    place, function = f"{caller.file_path}:{caller.line_no}", f"{function} [C]"
+                # C and stdlib helpers count in their caller's group, under their own name
+                owner, function = frame, frame.function
+                while group_of(owner.file_path or "") == OTHER and owner.parent is not None:
+                    owner = owner.parent
+                if owner is not frame:
+                    own = frame.file_path or ""
+                    function += f" [{'C' if own in ('', '<built-in>') else os.path.basename(own)}]"
+                place = f"{owner.file_path}:{owner.line_no}"
                 key = (place, function)
                 spots[key] = spots.get(key, 0.0) + frame.total_self_time
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from datetime import timedelta
@@ -10,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Self
 
+import anyio
 import attrs
 import httpx
 
@@ -21,6 +23,9 @@ from ._errors import ClientClosedError, ConfigurationError
 from ._event import RevenueEvent
 from ._report import BatchReport, Outcome, Progress
 from ._retry import RetryPolicy, to_seconds
+from ._senders import AiohttpSender, Backend, HttpxSender, Sender, check_backend, choose_backend
+
+logger = logging.getLogger("pulsora_revenue")
 
 #: Connections kept by the client we create; track_many with a higher
 #: concurrency uses a pool of its own, sized to match.
@@ -34,6 +39,11 @@ class Revenue:
     The token comes from *api_token* or ``PULSORA_SECRET_TOKEN`` and must be a
     secret ``sec_`` token. Construction does no I/O; the HTTP client is created
     on first use. An *http_client* you pass is used but never closed here.
+
+    *backend* picks the HTTP library: ``"auto"`` (the default, also settable
+    with ``PULSORA_HTTP_BACKEND``) uses aiohttp when the ``speed`` extra is
+    installed and the loop is asyncio, and httpx otherwise; ``"httpx"`` forces
+    httpx. Passing *http_client* or *transport* means httpx.
     """
 
     def __init__(
@@ -46,6 +56,7 @@ class Revenue:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         debug: bool = False,
+        backend: Backend | None = None,
     ) -> None:
         self._token = resolve_token(api_token)
         self._url = resolve_endpoint(endpoint)
@@ -57,23 +68,16 @@ class Revenue:
             raise ConfigurationError(f"retry must be a RetryPolicy, not {retry!r}")
         if http_client is not None and transport is not None:
             raise ConfigurationError("pass http_client or transport, not both")
+        check_backend(backend, configured=http_client is not None or transport is not None)
         self._retry = retry or RetryPolicy()
         self._client = http_client
-        self._owns_client = http_client is None
         self._transport = transport
-        self._debug = debug
+        self._backend = backend
+        self._sender_in_use: Sender | None = None
         self._closed = False
-        self._headers = {
-            "X-API-Token": self._token,
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": f"pulsora-revenue-python/{_version()}",
-        }
         self._channel = Channel(
-            http=self._http,
-            url=self._url,
-            headers=self._headers,
-            timeout=self._timeout,
+            sender=self._sender,
+            url=self._shown_url,
             policy=self._retry,
             scrub=self._scrub,
             debug=debug,
@@ -89,7 +93,7 @@ class Revenue:
         return self._retry
 
     async def __aenter__(self) -> Self:
-        self._http()
+        self._sender()
         return self
 
     async def __aexit__(
@@ -101,15 +105,16 @@ class Revenue:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client if we created it; calling it again does nothing."""
+        """Close the connections we opened; calling it again does nothing."""
         if self._closed:
             return
         self._closed = True
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
+        if self._sender_in_use is not None:
+            await self._sender_in_use.aclose()
 
     def __del__(self) -> None:
-        if getattr(self, "_owns_client", False) and self._client is not None and not self._closed:
+        opened = getattr(self, "_sender_in_use", None) is not None and self._client is None
+        if opened and not self._closed:
             warnings.warn(
                 f"{self!r} was never closed; use 'async with' or await aclose()",
                 ResourceWarning,
@@ -161,26 +166,47 @@ class Revenue:
             on_progress=on_progress,
             keep_failures=keep_failures,
         )
-        self._http()  # fail now, not in every worker, if the client is closed
-        if not self._owns_client or concurrency <= POOL_SIZE:
+        self._sender()  # fail now, not in every worker, if the client is closed
+        if self._client is not None or self._transport is not None or concurrency <= POOL_SIZE:
             return await batch.run(events)
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(transport=self._transport, limits=limits) as pool:
+        pool = self._new_sender(concurrency)  # our own connections: size them to the run
+        try:
 
-            def pooled() -> httpx.AsyncClient:
-                self._http()  # raises if the Revenue client was closed meanwhile
+            def pooled() -> Sender:
+                self._sender()  # raises if the Revenue client was closed meanwhile
                 return pool
 
-            batch.channel = attrs.evolve(self._channel, http=pooled)
+            batch.channel = attrs.evolve(self._channel, sender=pooled)
             return await batch.run(events)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await pool.aclose()
 
-    def _http(self) -> httpx.AsyncClient:
+    def _sender(self) -> Sender:
+        """The sender for this client, created on first use (the loop must be running)."""
         if self._closed:
             raise ClientClosedError(f"{self!r} is closed; create a new Revenue client")
-        if self._client is None:
-            limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
-            self._client = httpx.AsyncClient(transport=self._transport, limits=limits)
-        return self._client
+        if self._sender_in_use is None:
+            self._sender_in_use = self._new_sender(POOL_SIZE)
+        return self._sender_in_use
+
+    def _new_sender(self, pool: int) -> Sender:
+        headers = {
+            "X-API-Token": self._token,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"pulsora-revenue-python/{_version()}",
+        }
+        configured = self._client is not None or self._transport is not None
+        backend = choose_backend(self._backend, configured=configured)
+        logger.debug("sending with %s (%d connections at most)", backend, pool)
+        if backend == "aiohttp":
+            return AiohttpSender(self._shown_url, headers, self._timeout, limit=pool)
+        if self._client is not None:
+            return HttpxSender(self._client, self._url, headers, self._timeout, owned=False)
+        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+        client = httpx.AsyncClient(transport=self._transport, limits=limits)
+        return HttpxSender(client, self._url, headers, self._timeout, owned=True)
 
     def _scrub(self, text: str) -> str:
         """Remove the token from anything the server echoed back."""

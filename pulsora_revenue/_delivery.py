@@ -8,16 +8,16 @@ and does not use up the event's attempts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import attrs
-import httpx
 
 from . import _clock
 from ._event import RevenueEvent
-from ._http import Reply, idempotency_key, send_once, to_exception
+from ._http import Reply, idempotency_key, to_exception
 from ._pacing import Pacing
 from ._retry import RetryPolicy, Verdict, decide
+from ._senders import Sender
 
 logger = logging.getLogger("pulsora_revenue")
 
@@ -44,15 +44,13 @@ class TrackResult:
 class Channel:
     """Everything needed to send events to one Pulsora endpoint.
 
-    *http* returns the client to use (it raises once the owner is closed),
-    *scrub* removes the token from text the server sent back, and *debug*
-    logs every attempt.
+    *sender* returns the ``Sender`` to use (it raises once the owner is
+    closed), *url* is the endpoint as shown in messages, *scrub* removes the
+    token from text the server sent back, and *debug* logs every attempt.
     """
 
-    http: Callable[[], httpx.AsyncClient] = attrs.field(repr=False)
-    url: httpx.URL
-    headers: Mapping[str, str] = attrs.field(repr=False)  # it holds the token
-    timeout: float
+    sender: Callable[[], Sender] = attrs.field(repr=False)
+    url: str
     policy: RetryPolicy
     scrub: Callable[[str], str] = attrs.field(repr=False)
     debug: bool = False
@@ -79,16 +77,8 @@ class Channel:
                 before = watch.elapsed()
                 await pacing.wait()
                 watch.exclude(watch.elapsed() - before)
-            client = self.http()
-            request = client.build_request(  # no local holds the headers: tracebacks
-                "POST",  # that show locals would show the token
-                self.url,
-                content=body,
-                headers={**self.headers, "Idempotency-Key": key},
-                timeout=self.timeout,
-            )
             budget = max(0.0, policy.deadline - watch.elapsed())
-            reply = await send_once(client, request, budget=budget, scrub=self.scrub)
+            reply = await self.sender().post(body, key, budget=budget, scrub=self.scrub)
             requests += 1
             elapsed = watch.elapsed()
             self._log(event, reply, requests, elapsed)
@@ -110,8 +100,7 @@ class Channel:
                     duplicate=decision.duplicate,
                 )
             if decision.verdict is Verdict.GIVE_UP:
-                # Not chained: the httpx failure holds the request, and so the token.
-                raise to_exception(reply, event=event, attempts=requests, url=str(self.url))
+                raise to_exception(reply, event=event, attempts=requests, url=self.url)
             if self.debug:
                 logger.debug("retrying %s in %.3f s", summary(event), decision.delay)
             await watch.sleep(decision.delay)
@@ -120,7 +109,7 @@ class Channel:
         if not self.debug:
             return
         status = reply.seen.status_code
-        answer = str(status) if status is not None else type(reply.failure).__name__
+        answer = str(status) if status is not None else reply.failure.split(":")[0]
         logger.debug(
             "POST %s -> %s (attempt %d, %.3f s) %s",
             self.url,

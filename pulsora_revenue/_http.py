@@ -1,8 +1,8 @@
-"""One HTTP attempt, and the translation of its outcome into our terms.
+"""What an HTTP attempt produced, in our terms, and the exception for a final one.
 
-This is the one boundary where httpx's exceptions and statuses become
-``Observation``s for the retry decision and, when the client gives up, the
-exceptions of ``_errors``.
+Senders (``_senders``) reduce each attempt to a ``Reply``; ``to_exception``
+turns the last one of a failed delivery into the matching exception of
+``_errors``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 
-import anyio
 import attrs
-import httpx
 
 from . import _json
 from ._errors import (
@@ -36,11 +34,17 @@ MAX_QUOTED_BODY = 200
 
 @attrs.frozen
 class Reply:
-    """One attempt's outcome: the observation, the server's text, or the failure."""
+    """One attempt's outcome: the observation and the server's text, or the failure.
+
+    ``failure`` describes what went wrong when no answer came (``"ReadTimeout:
+    ..."``); it is text, not the exception, which would hold the request and so
+    the token.
+    """
 
     seen: Observation
     message: str = ""
-    failure: httpx.HTTPError | None = None
+    failure: str = ""
+    timed_out: bool = False
 
 
 def idempotency_key(event: RevenueEvent) -> str:
@@ -50,53 +54,42 @@ def idempotency_key(event: RevenueEvent) -> str:
     return hashlib.sha256(material).hexdigest()
 
 
-async def send_once(
-    client: httpx.AsyncClient,
-    request: httpx.Request,
-    *,
-    budget: float,
-    scrub: Callable[[str], str],
+def answered(
+    status: int, headers: Mapping[str, str], content: bytes, scrub: Callable[[str], str]
 ) -> Reply:
-    """Send *request* once, giving up after *budget* seconds; never raise HTTP errors.
-
-    Redirects are not followed: a redirect would carry the token to another URL.
-    *scrub* removes secrets from the server's text before it is kept.
-    """
-    try:
-        with anyio.fail_after(budget):
-            response = await client.send(request, follow_redirects=False)
-    except TimeoutError:
-        failure = httpx.ReadTimeout("the call's deadline ran out", request=request)
-        return Reply(Observation(None, retryable=False), failure=failure)
-    except httpx.TimeoutException as exc:
-        sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-        return Reply(Observation(None, sent=sent), failure=exc)
-    except httpx.ConnectError as exc:
-        return Reply(Observation(None, sent=False), failure=exc)
-    except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
-        return Reply(Observation(None), failure=exc)  # the answer was lost on the way
-    except httpx.HTTPError as exc:
-        return Reply(Observation(None, sent=False, retryable=False), failure=exc)
-    if response.is_success:
-        return Reply(Observation(response.status_code))
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    seen = Observation(response.status_code, retry_after=retry_after)
-    return Reply(seen, message=shorten(scrub(server_message(response))))
+    """The reply for an HTTP answer: its status, Retry-After, and error text."""
+    if 200 <= status < 300:
+        return Reply(Observation(status))
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    message = shorten(scrub(server_message(status, headers, content)))
+    return Reply(Observation(status, retry_after=retry_after), message=message)
 
 
-def server_message(response: httpx.Response) -> str:
+def no_answer(
+    failure: BaseException,
+    *,
+    sent: bool = True,
+    retryable: bool = True,
+    timed_out: bool = False,
+) -> Reply:
+    """The reply when no answer came: *sent* if the request may have reached the server."""
+    seen = Observation(None, sent=sent, retryable=retryable)
+    return Reply(seen, failure=f"{type(failure).__name__}: {failure}", timed_out=timed_out)
+
+
+def server_message(status: int, headers: Mapping[str, str], content: bytes) -> str:
     """Return the server's own error text: ``error`` or ``message``, else the body."""
-    if response.is_redirect:
-        return f"redirect to {response.headers.get('Location', '?')}"
+    if 300 <= status < 400:
+        return f"redirect to {headers.get('Location', '?')}"
     try:
-        body = _json.loads(response.content)
+        body = _json.loads(content)
     except (ValueError, RecursionError):
         body = None
     if isinstance(body, Mapping):
         for key in ("error", "message"):
             if isinstance(body.get(key), str):
                 return str(body[key])
-    return response.text.strip()
+    return content.decode("utf-8", errors="replace").strip()
 
 
 def shorten(text: str) -> str:
@@ -132,8 +125,8 @@ def to_exception(reply: Reply, *, event: RevenueEvent, attempts: int, url: str) 
     what = f"transaction {event.transaction_id!r}"
     tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
     if status is None:
-        kind = APITimeoutError if isinstance(reply.failure, httpx.TimeoutException) else None
-        cause = f"{type(reply.failure).__name__}: {reply.failure}"
+        kind = APITimeoutError if reply.timed_out else None
+        cause = reply.failure
         text = (
             f"No answer from Pulsora at {url} for {what} after {tries} ({cause}). "
             "The event may not be recorded; track it again later (it is safe: "

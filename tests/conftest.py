@@ -34,6 +34,7 @@ def _no_real_sleeps() -> Iterator[None]:
 def _no_token_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PULSORA_SECRET_TOKEN", raising=False)
     monkeypatch.delenv("PULSORA_ENDPOINT", raising=False)
+    monkeypatch.delenv("PULSORA_HTTP_BACKEND", raising=False)
 
 
 pytest_plugins = ["pulsora_revenue.pytest_plugin"]

@@ -24,6 +24,7 @@ from pulsora_revenue import (
 )
 from pulsora_revenue.testing import FakePulsora, Fault
 
+from .conftest import DevServer
 from .data import EVENT, TOKEN
 
 pytestmark = pytest.mark.anyio
@@ -228,26 +229,34 @@ async def test_cancellation_leaves_no_task_and_a_consistent_report() -> None:
     assert 0 < len(outcomes) < 100_000
 
 
+@pytest.mark.parametrize("backend", ["auto", "httpx"])
 async def test_concurrency_beyond_the_pool_gets_its_own_pool(
-    monkeypatch: pytest.MonkeyPatch,
+    server: DevServer, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    limits: list[httpx.Limits] = []
-    real_client = httpx.AsyncClient
+    pools: list[int] = []
+    new_sender = Revenue._new_sender
 
-    def recording_client(**options: Any) -> httpx.AsyncClient:
-        limits.append(options["limits"])
-        return real_client(**options)
+    def recording(self: Revenue, pool: int) -> Any:
+        pools.append(pool)
+        return new_sender(self, pool)
 
-    monkeypatch.setattr(httpx, "AsyncClient", recording_client)
-    fake = FakePulsora(latency=0.05)
-    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+    monkeypatch.setattr(Revenue, "_new_sender", recording)
+    monkeypatch.setenv("PULSORA_HTTP_BACKEND", backend)
+    async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
         await revenue.track_many(events(50), concurrency=8)
-        report = await revenue.track_many(events(300, start=50), concurrency=100)
-    assert report.sent == 300
-    assert [(x.max_connections, x.max_keepalive_connections) for x in limits] == [
-        (64, 64),  # the client's own pool, enough for concurrency 8
-        (100, 100),  # a pool sized to the run
-    ]
+        report = await revenue.track_many(events(200, start=50), concurrency=100)
+        assert (await revenue.track({**EVENT, "transaction_id": "after"})).status_code == 202
+    assert report.sent == 200
+    assert pools == [64, 100]  # the client's own pool, then one sized to the run
+    assert len(server.events()) == 251
+
+
+async def test_a_users_transport_is_never_closed_by_a_big_run() -> None:
+    fake = FakePulsora(latency=0.01)
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        await revenue.track_many(events(150), concurrency=100)
+        report = await revenue.track_many(events(150, start=150), concurrency=100)
+    assert report.sent == 150
     assert fake.peak_concurrency > 64
 
 

@@ -28,6 +28,14 @@ from .test_ingest import MALFORMED, SECRET
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture(autouse=True, params=["auto", "httpx"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: with the default choice (aiohttp on asyncio), and with httpx."""
+    monkeypatch.setenv("PULSORA_HTTP_BACKEND", str(request.param))
+    return str(request.param)
+
+
 EVENT = {**PURCHASE, "currency": "eur"}
 
 

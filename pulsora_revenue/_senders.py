@@ -1,0 +1,178 @@
+"""Senders: one POST of an event body, over httpx or aiohttp, reduced to a ``Reply``.
+
+httpx is the default and what users configure (``http_client=``, ``transport=``).
+aiohttp, installed with the ``speed`` extra, is several times cheaper per
+request; it is used on asyncio when the user configured nothing else. Each
+sender translates its library's exceptions at exactly this boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Literal, Protocol
+
+import anyio
+import httpx
+import sniffio
+
+from ._errors import ConfigurationError
+
+try:
+    import aiohttp
+except ImportError:  # pragma: no cover - the speed extra is not installed
+    HAVE_AIOHTTP = False
+else:
+    HAVE_AIOHTTP = True
+from ._http import Reply, answered, no_answer
+
+logger = logging.getLogger("pulsora_revenue")
+
+Backend = Literal["auto", "httpx", "aiohttp"]
+BACKEND_ENV = "PULSORA_HTTP_BACKEND"
+_BACKENDS = ("auto", "httpx", "aiohttp")
+
+
+class Sender(Protocol):
+    """Sends one request body; never raises for HTTP trouble, only reports it."""
+
+    async def post(
+        self, body: bytes, key: str, *, budget: float, scrub: Callable[[str], str]
+    ) -> Reply:
+        """POST *body* with ``Idempotency-Key: key``, within *budget* seconds."""
+
+    async def aclose(self) -> None:
+        """Release the connections, if this sender owns them."""
+
+
+def deadline_passed() -> Reply:
+    return no_answer(TimeoutError("the call's deadline ran out"), retryable=False, timed_out=True)
+
+
+class HttpxSender:
+    """Over an ``httpx.AsyncClient``; redirects are never followed (they would carry the token)."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        timeout: float,
+        *,
+        owned: bool,
+    ) -> None:
+        self._client, self._url, self._headers = client, url, dict(headers)
+        self._timeout, self._owned = timeout, owned
+
+    def __repr__(self) -> str:
+        return f"<HttpxSender {str(self._url)!r}>"
+
+    async def post(
+        self, body: bytes, key: str, *, budget: float, scrub: Callable[[str], str]
+    ) -> Reply:
+        request = self._client.build_request(
+            "POST",
+            self._url,
+            content=body,
+            headers={**self._headers, "Idempotency-Key": key},
+            timeout=self._timeout,
+        )
+        try:
+            with anyio.fail_after(budget):
+                response = await self._client.send(request, follow_redirects=False)
+        except TimeoutError:
+            return deadline_passed()
+        except httpx.TimeoutException as exc:
+            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            return no_answer(exc, sent=sent, timed_out=True)
+        except httpx.ConnectError as exc:
+            return no_answer(exc, sent=False)
+        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
+            return no_answer(exc)  # the answer was lost on the way
+        except httpx.HTTPError as exc:
+            return no_answer(exc, sent=False, retryable=False)
+        return answered(response.status_code, response.headers, response.content, scrub)
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._client.aclose()
+
+
+class AiohttpSender:
+    """Over an ``aiohttp.ClientSession`` of its own, created on first use (asyncio only)."""
+
+    def __init__(self, url: str, headers: Mapping[str, str], timeout: float, *, limit: int) -> None:
+        self._url, self._headers, self._timeout, self._limit = url, dict(headers), timeout, limit
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"<AiohttpSender {self._url!r}>"
+
+    async def post(
+        self, body: bytes, key: str, *, budget: float, scrub: Callable[[str], str]
+    ) -> Reply:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._limit)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+        timeout = aiohttp.ClientTimeout(
+            total=budget, sock_connect=self._timeout, sock_read=self._timeout
+        )
+        try:
+            async with self._session.post(
+                self._url,
+                data=body,
+                headers={"Idempotency-Key": key},
+                timeout=timeout,
+                allow_redirects=False,
+            ) as response:
+                content = await response.read()
+                return answered(response.status, response.headers, content, scrub)
+        except aiohttp.ConnectionTimeoutError as exc:
+            return no_answer(exc, sent=False, timed_out=True)
+        except aiohttp.ServerTimeoutError as exc:  # a read timed out: it may have landed
+            return no_answer(exc, timed_out=True)
+        except aiohttp.ClientConnectorError as exc:
+            return no_answer(exc, sent=False)
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            return no_answer(exc)  # the answer was lost on the way
+        except TimeoutError:
+            return deadline_passed()
+        except aiohttp.ClientError as exc:
+            return no_answer(exc, sent=False, retryable=False)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def choose_backend(backend: Backend | None, *, configured: bool) -> Literal["httpx", "aiohttp"]:
+    """Pick the HTTP library: aiohttp on asyncio when available, else httpx.
+
+    *configured* means the user passed an httpx client or transport, which
+    settles it. Call this with the event loop running.
+    """
+    wanted = backend or os.environ.get(BACKEND_ENV, "auto")
+    if wanted not in _BACKENDS:
+        raise ConfigurationError(f"backend must be one of {_BACKENDS}, not {wanted!r}")
+    if configured or wanted == "httpx":
+        return "httpx"
+    on_asyncio = sniffio.current_async_library() == "asyncio"
+    if wanted == "aiohttp" and not (HAVE_AIOHTTP and on_asyncio):
+        raise ConfigurationError(
+            "backend='aiohttp' needs the speed extra (pip install 'pulsora-revenue[speed]') "
+            "and asyncio (aiohttp does not run on trio)"
+        )
+    return "aiohttp" if HAVE_AIOHTTP and on_asyncio else "httpx"
+
+
+def check_backend(backend: Backend | None, *, configured: bool) -> None:
+    """Refuse, at construction, what ``choose_backend`` could never honour."""
+    if backend is not None and backend not in _BACKENDS:
+        raise ConfigurationError(f"backend must be one of {_BACKENDS}, not {backend!r}")
+    if backend == "aiohttp" and configured:
+        raise ConfigurationError("backend='aiohttp' cannot use an httpx http_client or transport")
+    if backend == "aiohttp" and not HAVE_AIOHTTP:
+        raise ConfigurationError(
+            "backend='aiohttp' needs the speed extra: pip install 'pulsora-revenue[speed]'"
+        )
