@@ -106,4 +106,4 @@ def to_event(event: object, fields: Mapping[str, Any]) -> RevenueEvent:
 
 def encode(event: RevenueEvent) -> bytes:
     """Return the request body for *event*: ``{"type": "revenue", "data": ...}``."""
-    return _json.dumps({"type": "revenue", "data": CONVERTER.unstructure(event)})
+    return _json.dumps_body({"type": "revenue", "data": CONVERTER.unstructure(event)})

@@ -15,12 +15,35 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+try:  # the speed extra: about six times faster, with the same digits for Decimals
+    import orjson
+except ImportError:  # pragma: no cover - tested without the extra in CI's lint job only
+    HAVE_ORJSON = False
+else:
+    HAVE_ORJSON = True
+
 
 def dumps(value: object) -> bytes:
     """Encode *value* as compact ASCII JSON, writing Decimals digit for digit."""
     parts: list[str] = []
     _encode(value, parts.append)
     return "".join(parts).encode("ascii")
+
+
+def dumps_body(value: object) -> bytes:
+    """Like ``dumps``, but with orjson when it is installed (non-ASCII text as UTF-8)."""
+    if HAVE_ORJSON:
+        try:
+            return orjson.dumps(value, default=_fragment)
+        except TypeError:  # an int beyond 64 bits, say: the exact encoder takes those
+            pass
+    return dumps(value)
+
+
+def _fragment(value: object) -> orjson.Fragment:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(_decimal(value).encode("ascii"))
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 def loads(data: bytes | str) -> Any:

@@ -41,6 +41,8 @@ class RateGate:
 
     async def wait(self) -> None:
         """Return once the gate is open (at once, if it is)."""
+        if not self.closures:
+            return  # never closed: spare the clock
         while (left := self._until - _clock.now()) > 0:
             await _clock.sleep(left + self.uniform(0.0, RETRY_AFTER_JITTER))
 

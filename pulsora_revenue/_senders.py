@@ -105,6 +105,7 @@ class AiohttpSender:
     def __init__(self, url: str, headers: Mapping[str, str], timeout: float, *, limit: int) -> None:
         self._url, self._headers, self._timeout, self._limit = url, dict(headers), timeout, limit
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts = aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout)
 
     def __repr__(self) -> str:
         return f"<AiohttpSender {self._url!r}>"
@@ -115,9 +116,11 @@ class AiohttpSender:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limit)
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
-        timeout = aiohttp.ClientTimeout(
-            total=budget, sock_connect=self._timeout, sock_read=self._timeout
-        )
+        timeout = self._timeouts
+        if budget < 3 * self._timeout:  # else the connect and read timeouts end it sooner
+            timeout = aiohttp.ClientTimeout(
+                total=budget, sock_connect=self._timeout, sock_read=self._timeout
+            )
         try:
             async with self._session.post(
                 self._url,

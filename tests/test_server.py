@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 from decimal import Decimal
 from pathlib import Path
 
@@ -219,3 +220,17 @@ async def test_scripted_outage(server: DevServer) -> None:
     server.reset()
     async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
         assert (await revenue.track(EVENT)).status_code == 202
+
+
+async def test_no_token_in_any_log_over_real_http(
+    server: DevServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "sec_live_RealHttpSecret_0123_WXYZ"
+    caplog.set_level(logging.DEBUG)
+    server.script({"status": 503}, {"status": 429, "retry_after": 1}, {"drop": True})
+    async with Revenue(secret, endpoint=server.endpoint, debug=True) as revenue:
+        result = await revenue.track(EVENT)
+    assert result.attempts == 4
+    assert any(r.name == "pulsora_revenue" for r in caplog.records)
+    assert secret not in caplog.text
+    assert all(secret not in r.getMessage() for r in caplog.records)
