@@ -1,0 +1,108 @@
+"""What both adapters share: money in minor units, monthly MRR, and attribution."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from .._errors import ValidationError
+from .._event import RevenueEvent
+from .._money import currency_exponent
+from ._errors import MissingAttributionError, WebhookPayloadError
+from ._payload import Node
+
+#: ``async (customer_id) -> (visitor_fingerprint, session_id) | None``: where to
+#: look up attribution when the payload has none (renewals, dashboard events).
+Resolver = Callable[[str], Awaitable[tuple[str, str] | None]]
+
+#: The metadata keys the browser's fingerprint and session id travel under.
+DEFAULT_KEYS = ("visitor_fingerprint", "session_id")
+
+#: Months in one billing interval (Decimal, so that MRR stays exact until rounded).
+MONTHS_PER_INTERVAL: Mapping[str, Decimal] = {
+    "day": Decimal(12) / Decimal(365),
+    "week": Decimal(12) / Decimal(52),
+    "month": Decimal(1),
+    "year": Decimal(12),
+}
+
+
+def currency(node: Node, key: str) -> str:
+    """The ISO 4217 code at *key*, upper-cased; unknown codes are a payload error."""
+    code = node.text(key).upper()
+    try:
+        currency_exponent(code)
+    except ValidationError:
+        raise node.wrong(key, "an active ISO 4217 currency code", code) from None
+    return code
+
+
+def major(minor: Decimal | int, exponent: int) -> Decimal:
+    """Minor units to major units, rounded (half to even) to the currency's decimals."""
+    return (Decimal(minor).scaleb(-exponent)).quantize(
+        Decimal(1).scaleb(-exponent), ROUND_HALF_EVEN
+    )
+
+
+def monthly(minor_per_interval: Decimal, interval: str, count: int, path: str) -> Decimal:
+    """The monthly equivalent, in minor units, of an amount billed every *count* *interval*s."""
+    months = MONTHS_PER_INTERVAL.get(interval)
+    if months is None or count < 1:
+        raise WebhookPayloadError(
+            f"{path} must be a billing interval of day, week, month or year with a positive "
+            f"count. Received: {interval!r} x {count!r}.",
+            field=path,
+        )
+    return minor_per_interval / (months * count)
+
+
+def moment(value: object, path: str) -> datetime | None:
+    """A Unix timestamp (Stripe) or an RFC 3339 string (Paddle) as an aware datetime."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else None
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise WebhookPayloadError(f"{path} must be a timestamp. Received: {value!r}.", field=path)
+
+
+async def attribute(
+    sources: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    customer_id: str | None,
+    resolver: Resolver | None,
+    keys: tuple[str, str],
+) -> tuple[str, str]:
+    """Find (visitor_fingerprint, session_id): in *sources* in order, then the resolver."""
+    for _, metadata in sources:
+        fingerprint, session = metadata.get(keys[0]), metadata.get(keys[1])
+        if isinstance(fingerprint, str) and fingerprint and isinstance(session, str) and session:
+            return fingerprint, session
+    found = None
+    if resolver is not None and customer_id is not None:
+        found = await resolver(customer_id)
+    if found is None:
+        raise MissingAttributionError(
+            looked_in=[name for name, _ in sources],
+            keys=keys,
+            customer_id=customer_id,
+            resolver_asked=resolver is not None and customer_id is not None,
+        )
+    return found
+
+
+def build(path: str, **fields: Any) -> RevenueEvent:
+    """A ``RevenueEvent``; what the payload held but the model refuses is a payload error."""
+    try:
+        return RevenueEvent(**fields)
+    except ValidationError as exc:
+        raise WebhookPayloadError(
+            f"{path} does not make a valid revenue event: {exc}", field=path
+        ) from None

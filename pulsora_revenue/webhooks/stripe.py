@@ -1,0 +1,351 @@
+"""Stripe webhooks: verify the signature, and turn events into revenue events.
+
+No dependency on Stripe's SDK. In a webhook route::
+
+    event = stripe.verify(await request.body(), request.headers.get("Stripe-Signature"),
+                          STRIPE_WEBHOOK_SECRET)
+    for revenue_event in await stripe.to_revenue_events(event, resolver=lookup):
+        await revenue.track(revenue_event)
+
+=================================  ==========================================
+Stripe event                       revenue event
+=================================  ==========================================
+checkout.session.completed         purchase (mode ``payment``, once paid)
+invoice.paid                       subscription (``subscription_create``) or
+                                   renewal (``subscription_cycle``)
+customer.subscription.updated      upgrade or downgrade, when the monthly
+                                   amount changed (price or quantity)
+customer.subscription.deleted      churn (amount 0, negative MRR)
+charge.refunded                    refund of the newly refunded part
+anything else                      nothing (an empty list)
+=================================  ==========================================
+
+Amounts are converted from minor units by the currency's exponent (as Stripe
+counts it). The visitor fingerprint and session id are read from the
+metadata of the object (and, for invoices, of its subscription), under the
+keys ``visitor_fingerprint`` and ``session_id`` unless *keys* says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from .._event import RevenueEvent
+from .._fields import EventType
+from .._money import currency_exponent
+from . import _signing
+from ._common import DEFAULT_KEYS, Resolver, attribute, build, currency, major, moment, monthly
+from ._errors import WebhookPayloadError
+from ._payload import Node
+
+__all__ = ["SCHEME", "sign", "to_revenue_events", "verify"]
+
+SCHEME = _signing.Scheme("Stripe", "Stripe-Signature", ",", "t", "v1", b".")
+
+#: Where Stripe counts decimals differently from ISO 4217 (docs.stripe.com/currencies).
+EXPONENTS: Mapping[str, int] = {"ISK": 2, "MGA": 0}
+
+PROCESSOR = "stripe"
+
+
+def verify(
+    payload: bytes | str,
+    header: str | None,
+    secret: str | Sequence[str],
+    *,
+    tolerance: float = 300,
+    now: float | None = None,
+) -> Any:
+    """Check a ``Stripe-Signature`` header against the raw body; return the event.
+
+    *secret* is the endpoint's ``whsec_...`` secret (or several, while one is
+    rolled). Raises a ``WebhookVerificationError`` subclass when the header is
+    missing, malformed, too old or too new (beyond *tolerance* seconds of
+    *now*), or matches no secret.
+    """
+    return _signing.verify(SCHEME, payload, header, secret, tolerance=tolerance, now=now)
+
+
+def sign(payload: bytes | str, secret: str, *, timestamp: int) -> str:
+    """A valid ``Stripe-Signature`` value for *payload*, for tests."""
+    return _signing.sign(SCHEME, payload, secret, timestamp=timestamp)
+
+
+async def to_revenue_events(
+    event: Mapping[str, Any],
+    *,
+    resolver: Resolver | None = None,
+    keys: tuple[str, str] = DEFAULT_KEYS,
+) -> list[RevenueEvent]:
+    """The revenue events that a verified Stripe *event* stands for (often none)."""
+    envelope = Node(event)
+    kind = envelope.text("type")
+    handler = _HANDLERS.get(kind)
+    if handler is None:
+        return []
+    return await handler(_Context(envelope, resolver, keys))
+
+
+class _Context:
+    """One event being mapped: its envelope, object, and attribution settings."""
+
+    def __init__(self, envelope: Node, resolver: Resolver | None, keys: tuple[str, str]) -> None:
+        self.envelope, self.resolver, self.keys = envelope, resolver, keys
+        self.data = envelope.child("data")
+        self.object = self.data.child("object")
+
+    async def attribution(
+        self, sources: Sequence[tuple[str, Mapping[str, Any]]], customer_id: str | None
+    ) -> dict[str, str]:
+        fingerprint, session = await attribute(
+            sources, customer_id=customer_id, resolver=self.resolver, keys=self.keys
+        )
+        return {"visitor_fingerprint": fingerprint, "session_id": session}
+
+    def common(self) -> dict[str, Any]:
+        return {
+            "payment_processor": PROCESSOR,
+            "occurred_at": moment(self.envelope.get("created"), "created"),
+        }
+
+
+def _exponent(code: str) -> int:
+    return EXPONENTS.get(code, currency_exponent(code))
+
+
+def _customer(node: Node, metadata: Mapping[str, Any]) -> str | None:
+    own = metadata.get("customer_id")
+    return own if isinstance(own, str) and own else node.id("customer")
+
+
+async def _checkout(context: _Context) -> list[RevenueEvent]:
+    session = context.object
+    paid = session.get("payment_status") in ("paid", "no_payment_required")
+    if session.get("mode") != "payment" or not paid:
+        return []  # subscriptions arrive as invoice.paid; unpaid ones are not revenue yet
+    code = currency(session, "currency")
+    amount = major(session.integer("amount_total"), _exponent(code))
+    if not amount:
+        return []  # a free checkout is not revenue
+    metadata = session.metadata("metadata")
+    customer = _customer(session, metadata) or session.maybe_text("client_reference_id")
+    if customer is None:
+        raise session.wrong("customer", "a customer id (or client_reference_id)", None)
+    extra = {"stripe_payment_intent": session.id("payment_intent")}
+    return [
+        build(
+            session.path,
+            **await context.attribution([(f"{session.path}.metadata", metadata)], customer),
+            **context.common(),
+            customer_id=customer,
+            amount=amount,
+            currency=code,
+            transaction_id=session.text("id"),
+            event_type=EventType.PURCHASE,
+            metadata={k: v for k, v in extra.items() if v},
+        )
+    ]
+
+
+_INVOICE_KINDS = {
+    "subscription_create": EventType.SUBSCRIPTION,
+    "subscription_cycle": EventType.RENEWAL,
+}
+
+
+async def _invoice(context: _Context) -> list[RevenueEvent]:
+    invoice = context.object
+    kind = _INVOICE_KINDS.get(str(invoice.get("billing_reason")))
+    if kind is None:
+        return []  # updates arrive as customer.subscription.updated; others are not ours
+    code = currency(invoice, "currency")
+    exponent = _exponent(code)
+    amount = major(invoice.integer("amount_paid"), exponent)
+    if not amount:
+        return []  # a trial or a fully discounted invoice is no revenue
+    parent = invoice.maybe_child("parent")
+    details = parent.maybe_child("subscription_details") if parent else None
+    legacy = invoice.maybe_child("subscription_details")
+    subscription = (details.id("subscription") if details else None) or invoice.id("subscription")
+    lines = invoice.maybe_child("lines")
+    sources = [(f"{invoice.path}.metadata", invoice.metadata("metadata"))]
+    for where in (details, legacy):
+        if where is not None:
+            sources.append((f"{where.path}.metadata", where.metadata("metadata")))
+    for line in lines.items("data") if lines else []:
+        sources.append((f"{line.path}.metadata", line.metadata("metadata")))
+    customer = _customer(invoice, invoice.metadata("metadata"))
+    mrr = _invoice_mrr(lines, exponent) if kind is EventType.SUBSCRIPTION else None
+    return [
+        build(
+            invoice.path,
+            **await context.attribution(sources, customer),
+            **context.common(),
+            customer_id=_required(invoice, customer),
+            amount=amount,
+            currency=code,
+            transaction_id=invoice.text("id"),
+            event_type=kind,
+            customer_subscription_id=subscription,
+            mrr_impact=mrr,
+            is_recurring=True,
+        )
+    ]
+
+
+def _invoice_mrr(lines: Node | None, exponent: int) -> Decimal | None:
+    """The monthly amount of an invoice's subscription lines; None if the shape hides it.
+
+    Invoices of API versions from 2025-03-31 carry only a price id on their
+    lines, not its interval: then the MRR is not in the payload.
+    """
+    total = Decimal(0)
+    for line in lines.items("data") if lines else []:
+        if line.get("proration") is True:
+            continue
+        price = line.maybe_child("price")
+        if price is None:
+            return None
+        recurring = price.maybe_child("recurring")
+        if recurring is None:
+            continue  # a one-off item on the invoice
+        total += _monthly_price(price, recurring, line.get("quantity") or 1)
+    return major(total, exponent)
+
+
+def _monthly_price(price: Node, recurring: Node, quantity: object) -> Decimal:
+    if recurring.get("usage_type") == "metered":
+        return Decimal(0)  # billed by use afterwards: not recurring revenue
+    unit = price.decimal(
+        "unit_amount_decimal" if price.get("unit_amount_decimal") else "unit_amount"
+    )
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise WebhookPayloadError(
+            f"quantity must be an integer, not {quantity!r}", field=price.path
+        )
+    count = recurring.integer("interval_count") if recurring.get("interval_count") else 1
+    return monthly(unit * quantity, recurring.text("interval"), count, recurring.path)
+
+
+def _items_mrr(items: list[Node]) -> Decimal:
+    total = Decimal(0)
+    for item in items:
+        price = item.child("price")
+        recurring = price.maybe_child("recurring")
+        if recurring is not None:
+            total += _monthly_price(price, recurring, item.get("quantity") or 1)
+    return total
+
+
+async def _subscription_updated(context: _Context) -> list[RevenueEvent]:
+    subscription = context.object
+    previous = context.data.maybe_child("previous_attributes")
+    if previous is None:
+        return []
+    items = subscription.child("items").items("data")
+    if previous.maybe_child("items") is not None:
+        old_items = previous.child("items").items("data")
+    elif "quantity" in previous.value and len(items) == 1:
+        old_item = dict(items[0].value, quantity=previous.get("quantity"))
+        old_items = [Node(old_item, items[0].path)]
+    else:
+        return []  # not a change of price or quantity
+    code = currency(items[0].child("price"), "currency") if items else None
+    if code is None:
+        return []
+    exponent = _exponent(code)
+    new, old = major(_items_mrr(items), exponent), major(_items_mrr(old_items), exponent)
+    if new == old:
+        return []  # a renewal or a flag changed, not the amount
+    metadata = subscription.metadata("metadata")
+    customer = _customer(subscription, metadata)
+    fields: dict[str, Any] = {
+        **await context.attribution([(f"{subscription.path}.metadata", metadata)], customer),
+        **context.common(),
+        "customer_id": _required(subscription, customer),
+        "currency": code,
+        "transaction_id": context.envelope.text("id"),
+        "customer_subscription_id": subscription.text("id"),
+        "mrr_impact": new - old,
+        "is_recurring": True,
+    }
+    if not new:  # down to nothing: that is churn
+        return [build(subscription.path, **fields, amount=0, event_type=EventType.CHURN)]
+    kind = EventType.UPGRADE if new > old else EventType.DOWNGRADE
+    return [build(subscription.path, **fields, amount=new, event_type=kind)]
+
+
+async def _subscription_deleted(context: _Context) -> list[RevenueEvent]:
+    subscription = context.object
+    items = subscription.child("items").items("data")
+    if not items:
+        return []
+    code = currency(items[0].child("price"), "currency")
+    lost = major(_items_mrr(items), _exponent(code))
+    metadata = subscription.metadata("metadata")
+    customer = _customer(subscription, metadata)
+    return [
+        build(
+            subscription.path,
+            **await context.attribution([(f"{subscription.path}.metadata", metadata)], customer),
+            **context.common(),
+            customer_id=_required(subscription, customer),
+            amount=0,
+            currency=code,
+            transaction_id=subscription.text("id"),
+            event_type=EventType.CHURN,
+            customer_subscription_id=subscription.text("id"),
+            mrr_impact=-lost,
+            is_recurring=True,
+        )
+    ]
+
+
+async def _refunded(context: _Context) -> list[RevenueEvent]:
+    charge = context.object
+    refunded = charge.integer("amount_refunded")
+    previous = context.data.maybe_child("previous_attributes")
+    refunds = charge.maybe_child("refunds")
+    if previous is not None and previous.get("amount_refunded") is not None:
+        new = refunded - previous.integer("amount_refunded")
+    elif refunds is not None and refunds.items("data"):
+        new = refunds.items("data")[0].integer("amount")  # newest first
+    else:
+        new = refunded
+    if new <= 0:
+        return []
+    code = currency(charge, "currency")
+    metadata = charge.metadata("metadata")
+    customer = _customer(charge, metadata)
+    charge_id = charge.text("id")
+    extra = {"original_charge": charge_id, "stripe_payment_intent": charge.id("payment_intent")}
+    return [
+        build(
+            charge.path,
+            **await context.attribution([(f"{charge.path}.metadata", metadata)], customer),
+            **context.common(),
+            customer_id=_required(charge, customer),
+            amount=-major(new, _exponent(code)),
+            currency=code,
+            transaction_id=f"{charge_id}:refund:{refunded}",
+            event_type=EventType.REFUND,
+            metadata={k: v for k, v in extra.items() if v},
+        )
+    ]
+
+
+def _required(node: Node, customer: str | None) -> str:
+    if customer is None:
+        raise node.wrong("customer", "a customer id", None)
+    return customer
+
+
+_HANDLERS = {
+    "checkout.session.completed": _checkout,
+    "invoice.paid": _invoice,
+    "customer.subscription.updated": _subscription_updated,
+    "customer.subscription.deleted": _subscription_deleted,
+    "charge.refunded": _refunded,
+}

@@ -1,0 +1,357 @@
+"""Stripe events to revenue events, on the shapes of Stripe's own fixtures."""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pulsora_revenue import EventType
+from pulsora_revenue.webhooks import MissingAttributionError, WebhookPayloadError, stripe
+
+pytestmark = pytest.mark.anyio
+
+FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
+ATTRIBUTION = {"visitor_fingerprint": "fp_browser", "session_id": "sess_browser"}
+
+
+def fixture(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return loaded
+
+
+def event(kind: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Wrap *obj* in an event envelope, as Stripe sends it."""
+    envelope = copy.deepcopy(fixture("event"))
+    envelope.update(id="evt_1", type=kind, created=1_700_000_000)
+    envelope["data"] = {"object": obj}
+    if previous is not None:
+        envelope["data"]["previous_attributes"] = previous
+    return envelope
+
+
+def paid_session(**changes: Any) -> dict[str, Any]:
+    session = fixture("checkout_session")
+    session.update(
+        payment_status="paid",
+        status="complete",
+        amount_total=4999,
+        currency="usd",
+        customer="cus_QXg1o8vcGmoR32",
+        metadata=dict(ATTRIBUTION),
+        payment_intent="pi_123",
+    )
+    session.update(changes)
+    return session
+
+
+def subscription_invoice(reason: str = "subscription_create", **changes: Any) -> dict[str, Any]:
+    invoice = fixture("invoice")
+    invoice.update(
+        billing_reason=reason,
+        status="paid",
+        amount_paid=2000,
+        currency="usd",
+        customer="cus_QXg1o8vcGmoR32",
+        metadata={},
+    )
+    invoice["parent"] = {
+        "type": "subscription_details",
+        "quote_details": None,
+        "subscription_details": {"metadata": dict(ATTRIBUTION), "subscription": "sub_new"},
+    }
+    invoice.update(changes)
+    return invoice
+
+
+def subscription(
+    quantity: int = 1, unit_amount: int = 2000, interval: str = "month"
+) -> dict[str, Any]:
+    sub = fixture("subscription")
+    sub["metadata"] = dict(ATTRIBUTION)
+    item = sub["items"]["data"][0]
+    item["quantity"] = quantity
+    item["price"].update(unit_amount=unit_amount, unit_amount_decimal=str(unit_amount))
+    item["price"]["recurring"].update(interval=interval, interval_count=1)
+    return sub
+
+
+async def test_unmapped_events_give_nothing() -> None:
+    assert await stripe.to_revenue_events(fixture("event")) == []  # plan.created
+    assert await stripe.to_revenue_events(event("payment_intent.succeeded", {})) == []
+
+
+async def test_checkout_fixture_as_sent_is_unpaid_so_nothing() -> None:
+    assert (
+        await stripe.to_revenue_events(
+            event("checkout.session.completed", fixture("checkout_session"))
+        )
+        == []
+    )
+
+
+async def test_paid_checkout_is_a_purchase() -> None:
+    (purchase,) = await stripe.to_revenue_events(
+        event("checkout.session.completed", paid_session())
+    )
+    assert purchase.event_type is EventType.PURCHASE
+    assert purchase.amount == Decimal("49.99")
+    assert purchase.currency == "USD"
+    assert purchase.transaction_id == paid_session()["id"]
+    assert purchase.customer_id == "cus_QXg1o8vcGmoR32"
+    assert (purchase.visitor_fingerprint, purchase.session_id) == ("fp_browser", "sess_browser")
+    assert purchase.payment_processor == "stripe"
+    assert purchase.metadata == {"stripe_payment_intent": "pi_123"}
+    assert purchase.occurred_at is not None
+    assert purchase.occurred_at.timestamp() == 1_700_000_000
+
+
+@pytest.mark.parametrize(
+    ("code", "minor", "amount"),
+    [
+        ("usd", 4999, "49.99"),
+        ("jpy", 4999, "4999"),
+        ("krw", 15000, "15000"),
+        ("kwd", 4999, "4.999"),
+        ("isk", 1000, "10.00"),
+    ],
+)
+async def test_amounts_use_the_currency_exponent(code: str, minor: int, amount: str) -> None:
+    session = paid_session(currency=code, amount_total=minor)
+    (purchase,) = await stripe.to_revenue_events(event("checkout.session.completed", session))
+    assert str(purchase.amount) == amount
+
+
+async def test_subscription_mode_checkout_waits_for_the_invoice() -> None:
+    session = paid_session(mode="subscription")
+    assert await stripe.to_revenue_events(event("checkout.session.completed", session)) == []
+
+
+async def test_a_redelivered_event_maps_to_the_same_transaction() -> None:
+    first = await stripe.to_revenue_events(event("checkout.session.completed", paid_session()))
+    again = await stripe.to_revenue_events(event("checkout.session.completed", paid_session()))
+    assert first == again
+
+
+async def test_missing_attribution_names_where_it_looked() -> None:
+    session = paid_session(metadata={})
+    with pytest.raises(MissingAttributionError) as info:
+        await stripe.to_revenue_events(event("checkout.session.completed", session))
+    message = str(info.value)
+    assert "'visitor_fingerprint'" in message
+    assert "data.object.metadata" in message
+    assert "cus_QXg1o8vcGmoR32" in message
+
+
+async def test_the_resolver_fills_in_attribution() -> None:
+    asked: list[str] = []
+
+    async def resolver(customer_id: str) -> tuple[str, str] | None:
+        asked.append(customer_id)
+        return ("fp_db", "sess_db")
+
+    session = paid_session(metadata={})
+    (purchase,) = await stripe.to_revenue_events(
+        event("checkout.session.completed", session), resolver=resolver
+    )
+    assert asked == ["cus_QXg1o8vcGmoR32"]
+    assert (purchase.visitor_fingerprint, purchase.session_id) == ("fp_db", "sess_db")
+
+
+async def test_a_resolver_with_nothing_to_say() -> None:
+    async def resolver(customer_id: str) -> tuple[str, str] | None:
+        return None
+
+    session = paid_session(metadata={})
+    with pytest.raises(MissingAttributionError, match="the resolver had nothing"):
+        await stripe.to_revenue_events(
+            event("checkout.session.completed", session), resolver=resolver
+        )
+
+
+async def test_custom_attribution_keys() -> None:
+    session = paid_session(metadata={"pulsora_fp": "fp_x", "pulsora_sid": "sid_x"})
+    (purchase,) = await stripe.to_revenue_events(
+        event("checkout.session.completed", session), keys=("pulsora_fp", "pulsora_sid")
+    )
+    assert purchase.visitor_fingerprint == "fp_x"
+
+
+async def test_invoice_fixture_as_sent_is_manual_so_nothing() -> None:
+    assert await stripe.to_revenue_events(event("invoice.paid", fixture("invoice"))) == []
+
+
+async def test_first_invoice_is_a_subscription_newer_shape() -> None:
+    (sub,) = await stripe.to_revenue_events(event("invoice.paid", subscription_invoice()))
+    assert sub.event_type is EventType.SUBSCRIPTION
+    assert sub.amount == Decimal("20.00")
+    assert sub.customer_subscription_id == "sub_new"
+    assert sub.is_recurring is True
+    assert sub.mrr_impact is None  # newer invoice lines carry a price id, not its interval
+
+
+async def test_first_invoice_older_shape_with_prices_gives_mrr() -> None:
+    invoice = subscription_invoice(subscription="sub_old", parent=None, metadata=dict(ATTRIBUTION))
+    line = invoice["lines"]["data"][0]
+    line["price"] = {"unit_amount": 12000, "recurring": {"interval": "year", "interval_count": 1}}
+    line["quantity"] = 1
+    (sub,) = await stripe.to_revenue_events(event("invoice.paid", invoice))
+    assert sub.customer_subscription_id == "sub_old"
+    assert sub.mrr_impact == Decimal("10.00")
+
+
+async def test_renewal_invoice() -> None:
+    (renewal,) = await stripe.to_revenue_events(
+        event("invoice.paid", subscription_invoice("subscription_cycle"))
+    )
+    assert renewal.event_type is EventType.RENEWAL
+    assert renewal.mrr_impact is None
+
+
+async def test_invoice_attribution_from_the_subscription_metadata_of_older_versions() -> None:
+    invoice = subscription_invoice(parent=None, subscription="sub_old")
+    invoice["subscription_details"] = {"metadata": dict(ATTRIBUTION)}
+    (sub,) = await stripe.to_revenue_events(event("invoice.paid", invoice))
+    assert sub.visitor_fingerprint == "fp_browser"
+
+
+async def test_a_free_trial_invoice_is_no_revenue() -> None:
+    invoice = subscription_invoice(amount_paid=0)
+    assert await stripe.to_revenue_events(event("invoice.paid", invoice)) == []
+
+
+async def test_more_seats_is_an_upgrade() -> None:
+    now, before = subscription(quantity=3), subscription(quantity=1)
+    previous = {"items": before["items"]}
+    (upgrade,) = await stripe.to_revenue_events(
+        event("customer.subscription.updated", now, previous)
+    )
+    assert upgrade.event_type is EventType.UPGRADE
+    assert upgrade.amount == Decimal("60.00")  # the new monthly amount
+    assert upgrade.mrr_impact == Decimal("40.00")
+    assert upgrade.transaction_id == "evt_1"
+    assert upgrade.customer_subscription_id == now["id"]
+
+
+async def test_a_cheaper_yearly_price_is_a_downgrade() -> None:
+    now, before = subscription(unit_amount=12000, interval="year"), subscription(unit_amount=2000)
+    previous = {"items": before["items"]}
+    (downgrade,) = await stripe.to_revenue_events(
+        event("customer.subscription.updated", now, previous)
+    )
+    assert downgrade.event_type is EventType.DOWNGRADE
+    assert downgrade.mrr_impact == Decimal("-10.00")
+
+
+async def test_legacy_quantity_change() -> None:
+    (upgrade,) = await stripe.to_revenue_events(
+        event("customer.subscription.updated", subscription(quantity=2), {"quantity": 1})
+    )
+    assert upgrade.mrr_impact == Decimal("20.00")
+
+
+async def test_updates_that_do_not_change_the_amount_give_nothing() -> None:
+    same = subscription()
+    assert await stripe.to_revenue_events(event("customer.subscription.updated", same)) == []
+    previous = {"items": subscription()["items"], "current_period_end": 1}
+    assert (
+        await stripe.to_revenue_events(event("customer.subscription.updated", same, previous)) == []
+    )
+    flag = {"cancel_at_period_end": False}
+    assert await stripe.to_revenue_events(event("customer.subscription.updated", same, flag)) == []
+
+
+async def test_weekly_and_daily_prices_are_normalised_to_a_month() -> None:
+    weekly = subscription(unit_amount=1000, interval="week")
+    (churn,) = await stripe.to_revenue_events(event("customer.subscription.deleted", weekly))
+    assert churn.mrr_impact == Decimal("-43.33")  # 10.00 x 52 / 12
+    daily = subscription(unit_amount=100, interval="day")
+    (churn,) = await stripe.to_revenue_events(event("customer.subscription.deleted", daily))
+    assert churn.mrr_impact == Decimal("-30.42")  # 1.00 x 365 / 12
+
+
+async def test_deleted_subscription_is_churn() -> None:
+    (churn,) = await stripe.to_revenue_events(
+        event("customer.subscription.deleted", subscription(quantity=2))
+    )
+    assert churn.event_type is EventType.CHURN
+    assert churn.amount == 0
+    assert churn.mrr_impact == Decimal("-40.00")
+
+
+def refunded_charge(refunded: int) -> dict[str, Any]:
+    charge = fixture("charge")
+    charge.update(amount=100, amount_refunded=refunded, currency="usd", customer="cus_1")
+    charge.update(payment_intent="pi_1", metadata=dict(ATTRIBUTION))
+    return charge
+
+
+async def test_partial_refunds_are_each_their_own_event() -> None:
+    (first,) = await stripe.to_revenue_events(
+        event("charge.refunded", refunded_charge(60), {"amount_refunded": 0})
+    )
+    (second,) = await stripe.to_revenue_events(
+        event("charge.refunded", refunded_charge(100), {"amount_refunded": 60})
+    )
+    assert (first.amount, second.amount) == (Decimal("-0.60"), Decimal("-0.40"))
+    assert first.event_type is EventType.REFUND
+    assert first.transaction_id != second.transaction_id
+    assert first.metadata == {
+        "original_charge": refunded_charge(60)["id"],
+        "stripe_payment_intent": "pi_1",
+    }
+
+
+async def test_refund_from_the_refund_list_when_no_previous_amount() -> None:
+    charge = refunded_charge(100)
+    charge["refunds"] = {"data": [{"amount": 25}, {"amount": 75}]}
+    (refund,) = await stripe.to_revenue_events(event("charge.refunded", charge))
+    assert refund.amount == Decimal("-0.25")
+
+
+async def test_charge_fixture_as_sent_has_nothing_refunded() -> None:
+    assert await stripe.to_revenue_events(event("charge.refunded", fixture("charge"))) == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda s: s.update(amount_total=None), "data.object.amount_total"),
+        (lambda s: s.update(amount_total="49.99"), "data.object.amount_total"),
+        (lambda s: s.update(currency=None), "data.object.currency"),
+        (lambda s: s.update(currency="xyz"), "data.object.currency"),
+        (lambda s: s.update(id=None), "data.object.id"),
+        (lambda s: s.update(metadata=["fp"]), "data.object.metadata"),
+    ],
+)
+async def test_malformed_payloads_name_the_field(mutate: Any, field: str) -> None:
+    session = paid_session()
+    mutate(session)
+    with pytest.raises(WebhookPayloadError) as info:
+        await stripe.to_revenue_events(event("checkout.session.completed", session))
+    assert info.value.field == field
+    assert field in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {},
+        {"type": 5},
+        {"type": "invoice.paid"},
+        {"type": "invoice.paid", "data": []},
+        {"type": "invoice.paid", "data": {"object": None}},
+    ],
+)
+async def test_malformed_envelopes(envelope: dict[str, Any]) -> None:
+    with pytest.raises(WebhookPayloadError):
+        await stripe.to_revenue_events(envelope)
+
+
+async def test_a_list_instead_of_an_event() -> None:
+    with pytest.raises(WebhookPayloadError, match="JSON object"):
+        await stripe.to_revenue_events([])  # type: ignore[arg-type]
