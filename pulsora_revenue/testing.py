@@ -11,12 +11,14 @@ measured as if the waits had happened.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ._clock import MODE
 from ._fake import FakePulsora, Rejection
 from ._faults import Fault
+from .webhooks import paddle, stripe
 
 __all__ = [
     "FakePulsora",
@@ -26,6 +28,8 @@ __all__ = [
     "is_testing",
     "recorded_sleeps",
     "set_testing",
+    "sign_paddle",
+    "sign_stripe",
 ]
 
 
@@ -55,3 +59,17 @@ def fast_retries() -> Iterator[list[float]]:
         yield MODE.sleeps
     finally:
         set_testing(was)
+
+
+def sign_stripe(payload: bytes | str, secret: str, *, timestamp: int | None = None) -> str:
+    """A valid ``Stripe-Signature`` header value for *payload*, to test your routes."""
+    return stripe.sign(
+        payload, secret, timestamp=int(time.time()) if timestamp is None else timestamp
+    )
+
+
+def sign_paddle(payload: bytes | str, secret: str, *, timestamp: int | None = None) -> str:
+    """A valid ``Paddle-Signature`` header value for *payload*, to test your routes."""
+    return paddle.sign(
+        payload, secret, timestamp=int(time.time()) if timestamp is None else timestamp
+    )

@@ -1,0 +1,74 @@
+"""A FastAPI app whose Stripe webhook route verifies, maps and tracks revenue.
+
+Run it (``pip install 'pulsora-revenue[speed]' fastapi uvicorn``)::
+
+    export PULSORA_SECRET_TOKEN=sec_...   STRIPE_WEBHOOK_SECRET=whsec_...
+    uvicorn examples.fastapi_stripe:app
+
+The browser passes ``visitor_fingerprint`` and ``session_id`` into the payment's
+metadata when it creates the Checkout Session (``metadata``, and
+``subscription_data.metadata`` for subscriptions), so that the webhook can
+attribute the money. Renewals and refunds made in Stripe's dashboard carry no
+metadata: ``lookup_attribution`` is where your own records fill in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+
+from pulsora_revenue import PulsoraError, Revenue, ValidationError
+from pulsora_revenue.starlette import get_revenue, lifespan
+from pulsora_revenue.webhooks import (
+    MissingAttributionError,
+    WebhookPayloadError,
+    WebhookVerificationError,
+    stripe,
+)
+
+logger = logging.getLogger("example")
+
+
+async def lookup_attribution(customer_id: str) -> tuple[str, str] | None:
+    """Your own store of (visitor_fingerprint, session_id) by Stripe customer, if any."""
+    return None
+
+
+def create_app(stripe_secret: str | None = None, **revenue_options: Any) -> FastAPI:
+    """The app; *revenue_options* go to ``Revenue`` (token, endpoint, transport...)."""
+    secret = stripe_secret or os.environ["STRIPE_WEBHOOK_SECRET"]
+    app = FastAPI(lifespan=lifespan(**revenue_options))
+
+    @app.post("/webhooks/stripe")
+    async def stripe_webhook(
+        request: Request, revenue: Annotated[Revenue, Depends(get_revenue)]
+    ) -> dict[str, Any]:
+        payload = await request.body()  # the raw bytes: the signature covers them exactly
+        try:
+            event = stripe.verify(payload, request.headers.get("Stripe-Signature"), secret)
+            revenue_events = await stripe.to_revenue_events(event, resolver=lookup_attribution)
+        except WebhookVerificationError as exc:
+            raise HTTPException(400, str(exc)) from None
+        except (MissingAttributionError, WebhookPayloadError) as exc:
+            # Retrying will not help: acknowledge, and keep the reason for a human.
+            logger.warning("Stripe event %s not tracked: %s", event.get("id"), exc)
+            return {"tracked": 0, "skipped": str(exc)}
+        for revenue_event in revenue_events:
+            try:
+                await revenue.track(revenue_event)
+            except ValidationError as exc:
+                raise HTTPException(422, str(exc)) from None
+            except PulsoraError as exc:
+                # Pulsora stayed unreachable through every retry: answer 503 so that
+                # Stripe delivers the webhook again later (it is de-duplicated).
+                raise HTTPException(503, str(exc)) from None
+        return {"tracked": len(revenue_events)}
+
+    return app
+
+
+if os.environ.get("STRIPE_WEBHOOK_SECRET"):
+    app = create_app()

@@ -1,0 +1,138 @@
+"""The Starlette/FastAPI helper, and the example Stripe webhook app end to end."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pytest
+from fastapi import Depends, FastAPI
+from starlette.testclient import TestClient
+
+from pulsora_revenue import EventType, Revenue
+from pulsora_revenue.starlette import get_revenue, lifespan
+from pulsora_revenue.testing import FakePulsora, sign_stripe
+
+from .data import TOKEN
+from .test_webhook_stripe import event, paid_session, refunded_charge
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
+create_app: Callable[..., FastAPI] = importlib.import_module("fastapi_stripe").create_app
+
+Backend = Literal["asyncio", "trio"]
+
+SECRET = "whsec_test_0123456789"
+backends = pytest.mark.parametrize("backend", ["asyncio", "trio"])
+
+
+@pytest.fixture
+def fake() -> FakePulsora:
+    return FakePulsora()
+
+
+def client(fake: FakePulsora, backend: Backend) -> TestClient:
+    app = create_app(SECRET, api_token=TOKEN, transport=fake.transport)
+    return TestClient(app, backend=backend)
+
+
+def post(test_client: TestClient, payload: dict[str, Any], secret: str = SECRET) -> Any:
+    body = json.dumps(payload).encode()
+    headers = {"Stripe-Signature": sign_stripe(body, secret), "Content-Type": "application/json"}
+    return test_client.post("/webhooks/stripe", content=body, headers=headers)
+
+
+@backends
+def test_a_paid_checkout_is_tracked(fake: FakePulsora, backend: Backend) -> None:
+    with client(fake, backend) as test_client:
+        response = post(test_client, event("checkout.session.completed", paid_session()))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"tracked": 1}
+    (tracked,) = fake.events
+    assert tracked.amount == Decimal("49.99")
+    assert tracked.visitor_fingerprint == "fp_browser"
+
+
+@backends
+def test_a_redelivered_webhook_is_recorded_once(fake: FakePulsora, backend: Backend) -> None:
+    with client(fake, backend) as test_client:
+        post(test_client, event("charge.refunded", refunded_charge(60), {"amount_refunded": 0}))
+        again = post(
+            test_client, event("charge.refunded", refunded_charge(60), {"amount_refunded": 0})
+        )
+    assert again.status_code == 503  # Pulsora said: duplicate (409) on a first attempt
+    assert [e.event_type for e in fake.events] == [EventType.REFUND]
+
+
+@backends
+def test_a_bad_signature_is_refused(fake: FakePulsora, backend: Backend) -> None:
+    with client(fake, backend) as test_client:
+        response = post(test_client, event("checkout.session.completed", paid_session()), "whsec_x")
+        missing = test_client.post("/webhooks/stripe", content=b"{}")
+    assert response.status_code == 400
+    assert "matches" in response.json()["detail"]
+    assert missing.status_code == 400
+    assert fake.events == []
+
+
+@backends
+def test_unattributable_events_are_acknowledged_not_tracked(
+    fake: FakePulsora, backend: Backend
+) -> None:
+    with client(fake, backend) as test_client:
+        response = post(test_client, event("checkout.session.completed", paid_session(metadata={})))
+    assert response.status_code == 200
+    assert response.json()["tracked"] == 0
+    assert "visitor_fingerprint" in response.json()["skipped"]
+
+
+@backends
+def test_pulsora_down_makes_stripe_retry(fake: FakePulsora, backend: Backend) -> None:
+    fake.outage(503, seconds=3600)
+    with client(fake, backend) as test_client:
+        response = post(test_client, event("checkout.session.completed", paid_session()))
+    assert response.status_code == 503
+
+
+@backends
+def test_lifespan_opens_and_closes_one_client(backend: Backend) -> None:
+    fake = FakePulsora()
+    seen: list[Revenue] = []
+    app = FastAPI(lifespan=lifespan(api_token=TOKEN, transport=fake.transport))
+
+    @app.get("/")
+    async def handler(revenue: Annotated[Revenue, Depends(get_revenue)]) -> dict[str, str]:
+        seen.append(revenue)
+        return {"revenue": repr(revenue)}
+
+    with TestClient(app, backend=backend) as test_client:
+        test_client.get("/")
+        test_client.get("/")
+    assert seen[0] is seen[1]
+    assert "closed" in repr(seen[0])
+
+
+def test_lifespan_checks_the_configuration_at_once() -> None:
+    from pulsora_revenue import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        lifespan(api_token="pub_nope")
+
+
+@backends
+def test_get_revenue_without_the_lifespan_says_what_to_do(backend: Backend) -> None:
+    app = FastAPI()
+
+    @app.get("/")
+    async def handler(revenue: Annotated[Revenue, Depends(get_revenue)]) -> None:
+        return None
+
+    with (
+        TestClient(app, backend=backend) as test_client,
+        pytest.raises(RuntimeError, match="lifespan"),
+    ):
+        test_client.get("/")
