@@ -123,9 +123,12 @@ class FakePulsora:
         self.script(Fault(delay=seconds) for _ in range(count))
 
     def outage(self, status: int, seconds: float, *, retry_after: float | None = None) -> None:
-        """Answer every request with *status* for the next *seconds* (of the test clock)."""
-        fault = Fault(status=status, retry_after=retry_after)
-        self.faults.outage(fault, until=_clock.now() + seconds)
+        """Answer every request with *status* for *seconds*, from the next request on.
+
+        The seconds are those of the test clock: in test mode, waits skipped by
+        retries count.
+        """
+        self.faults.outage(Fault(status=status, retry_after=retry_after), seconds=seconds)
 
     def reset(self) -> None:
         """Forget events, rejections, scripted faults and the request count."""

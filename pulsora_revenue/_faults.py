@@ -96,18 +96,19 @@ CHAOS_MENU = (
 class Faults:
     """An outage, then a queue of scripted faults, then random ones at ``chaos`` rate.
 
-    An outage answers every request with the same fault until a given time.
+    An outage answers every request with the same fault for a while.
     """
 
     chaos: float = 0.0
     rng: random.Random = attrs.Factory(random.Random)
     _queue: deque[Fault] = attrs.Factory(deque)
     _outage: Fault | None = None
-    _outage_until: float = 0.0
+    _outage_seconds: float = 0.0
+    _outage_until: float | None = None
 
-    def outage(self, fault: Fault, *, until: float) -> None:
-        """Apply *fault* to every request until the clock reads *until*."""
-        self._outage, self._outage_until = fault, until
+    def outage(self, fault: Fault, *, seconds: float) -> None:
+        """Apply *fault* to every request for *seconds*, from the next request on."""
+        self._outage, self._outage_seconds, self._outage_until = fault, seconds, None
 
     def script(self, faults: Iterable[Fault]) -> None:
         """Apply *faults* to the next requests, one each, in order."""
@@ -126,8 +127,11 @@ class Faults:
 
     def next(self, now: float) -> Fault | None:
         """Return the fault for a request arriving at *now*, if any."""
-        if self._outage is not None and now < self._outage_until:
-            return self._outage
+        if self._outage is not None:
+            if self._outage_until is None:
+                self._outage_until = now + self._outage_seconds
+            if now < self._outage_until:
+                return self._outage
         if self._queue:
             return self._queue.popleft()
         if self.chaos and self.rng.random() < self.chaos:

@@ -133,7 +133,7 @@ def create_app(
             if "outage" in spec:
                 outage = dict(spec["outage"])
                 seconds = float(outage.pop("seconds"))
-                faults.outage(Fault.from_json(outage), until=anyio.current_time() + seconds)
+                faults.outage(Fault.from_json(outage), seconds=seconds)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             return json_response({"error": f"Bad fault script: {exc}"}, 400)
         return json_response({"success": True, "pending": faults.pending})
