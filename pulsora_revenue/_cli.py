@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 from ._config import is_loopback
 
@@ -63,7 +64,94 @@ def build_parser() -> argparse.ArgumentParser:
         "--chaos", type=float, default=0.0, metavar="RATE", help="share of requests that fail"
     )
     dev.set_defaults(run=_dev)
+    _add_backfill(commands)
+    _add_validate(commands)
+    _add_demo(commands)
     return parser
+
+
+def _add_backfill(commands: Any) -> None:
+    backfill = commands.add_parser(
+        "backfill",
+        help="send every event of a JSON Lines or CSV file, resumably",
+        description="Stream FILE (JSON Lines or CSV; - for standard input) through "
+        "track_many with a progress bar. The token comes from PULSORA_SECRET_TOKEN or "
+        "--token-file (never the command line). A checkpoint of the accepted events lets "
+        "a re-run after Ctrl-C or a crash skip them; invalid and failed rows go to a "
+        "failures file that backfill takes again once fixed. Exit code 0 only if every "
+        "row was sent (or already recorded).",
+        epilog="examples:\n"
+        "  pulsora-revenue backfill payments.jsonl\n"
+        "  pulsora-revenue backfill export.csv --rate 2000/h --concurrency 4\n"
+        "  zcat old.jsonl.gz | pulsora-revenue backfill - --checkpoint old.checkpoint.sqlite\n"
+        "  pulsora-revenue backfill payments.jsonl.failures.jsonl  # after fixing them",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backfill.add_argument("file", metavar="FILE")
+    _add_format(backfill)
+    backfill.add_argument("--concurrency", type=int, default=8, help="requests at once (8)")
+    backfill.add_argument(
+        "--rate", type=parse_rate, metavar="N/PERIOD", help="at most this rate, e.g. 2000/h"
+    )
+    backfill.add_argument("--endpoint", help="ingest URL (default $PULSORA_ENDPOINT or Pulsora)")
+    backfill.add_argument("--token-file", metavar="PATH", help="read the secret token from PATH")
+    backfill.add_argument("--checkpoint", metavar="PATH", help="default FILE.checkpoint.sqlite")
+    backfill.add_argument("--failures", metavar="PATH", help="default FILE.failures.jsonl")
+    backfill.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress display"
+    )
+    backfill.set_defaults(run=lambda args: _run("backfill", args))
+
+
+def _add_validate(commands: Any) -> None:
+    validate = commands.add_parser(
+        "validate",
+        help="check every row of a file without sending anything",
+        description="Check every row of FILE (JSON Lines or CSV; - for standard input) and "
+        "print each problem of each bad row with its line number. Exit code 1 if any.",
+        epilog="examples:\n  pulsora-revenue validate payments.jsonl\n"
+        "  pulsora-revenue validate export.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    validate.add_argument("file", metavar="FILE")
+    _add_format(validate)
+    validate.set_defaults(run=lambda args: _run("validate", args))
+
+
+def _add_demo(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="backfill a generated sample into the local emulator, and show the result",
+        description="Start the emulator on a free loopback port, generate a sample of "
+        "payments (a few invalid, a few repeated), script a burst of 429s and 503s, "
+        "backfill the sample with the progress bar, and print the summary.",
+        epilog="examples:\n  pulsora-revenue demo\n  pulsora-revenue demo --keep",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--events", type=int, default=3000, help="how many payments (3000)")
+    demo.add_argument("--dir", metavar="PATH", help="where to write (default a temporary folder)")
+    demo.add_argument("--seed", type=int, default=7, help="for the generated sample")
+    demo.add_argument("--keep", action="store_true", help="keep the emulator running after")
+    demo.set_defaults(run=lambda args: _run("demo", args))
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", choices=["jsonl", "csv"], help="default: by the file name (.csv or not)"
+    )
+
+
+def _run(name: str, args: argparse.Namespace) -> int:
+    try:
+        from ._commands import run
+    except ImportError as exc:
+        print(
+            f"pulsora-revenue {name} needs the cli extra ({exc.name} is missing): "
+            "pip install 'pulsora-revenue[cli]'",
+            file=sys.stderr,
+        )
+        return 2
+    return run(name, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

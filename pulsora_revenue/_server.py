@@ -6,8 +6,11 @@ Needs the ``server`` extra (Starlette and uvicorn).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Collection
-from contextlib import asynccontextmanager
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Collection, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -164,3 +167,29 @@ def _chaos(value: object) -> float:
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool) and 0 <= value <= 1:
         return float(value)
     raise ValueError(f"chaos must be a number from 0 to 1, not {value!r}")
+
+
+@contextmanager
+def serve_in_thread(app: Starlette, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve *app* with uvicorn on a free port of *host*, in a thread; yield its URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the emulator did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -1,20 +1,16 @@
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import attrs
 import httpx
 import pytest
-import uvicorn
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
 
 from pulsora_revenue import testing
-from pulsora_revenue._server import create_app
+from pulsora_revenue._server import create_app, serve_in_thread
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -76,28 +72,9 @@ class DevServer:
         return result
 
 
-@contextmanager
-def serve(app: ASGIApp) -> Iterator[str]:
+def serve(app: Starlette) -> AbstractContextManager[str]:
     """Serve *app* with uvicorn on a free loopback port, in a thread; yield its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the dev server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    return serve_in_thread(app)
 
 
 @pytest.fixture(scope="session")
