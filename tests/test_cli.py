@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import socket
 import subprocess
@@ -14,6 +15,9 @@ import httpx
 import pytest
 
 from pulsora_revenue._cli import main, parse_rate
+
+from .conftest import DevServer
+from .data import EVENT, TOKEN
 
 
 @pytest.mark.parametrize(
@@ -104,3 +108,227 @@ def test_dev_server_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
     assert f"{base}/api/ingest" in output
     assert "POST /api/ingest 202 accepted" in output
     assert db.exists()
+
+
+# -- backfill, validate, demo ---------------------------------------------------------
+
+
+def write_jsonl(path: Path, rows: list[dict[str, object]], extra_lines: list[str] = []) -> Path:  # noqa: B006
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "".join(extra_lines))
+    return path
+
+
+def purchases(count: int, prefix: str = "tx") -> list[dict[str, object]]:
+    return [{**EVENT, "transaction_id": f"{prefix}_{n}"} for n in range(count)]
+
+
+@pytest.fixture
+def env(server: DevServer, monkeypatch: pytest.MonkeyPatch) -> DevServer:
+    monkeypatch.setenv("PULSORA_SECRET_TOKEN", TOKEN)
+    monkeypatch.setenv("PULSORA_ENDPOINT", server.endpoint)
+    return server
+
+
+def test_backfill_jsonl_with_exact_counts(
+    env: DevServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = purchases(20)
+    rows += [{**EVENT, "transaction_id": "tx_3"}]  # a repeat
+    rows += [{**EVENT, "transaction_id": "bad", "amount": "-2"}]  # invalid
+    source = write_jsonl(tmp_path / "payments.jsonl", rows, ["{not json\n"])
+    code = main(["backfill", str(source), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 1, out  # something was invalid
+    assert len(env.events()) == 20
+    failures = [
+        json.loads(line)
+        for line in (tmp_path / "payments.jsonl.failures.jsonl").read_text().splitlines()
+    ]
+    assert sorted(f["_line"] for f in failures) == [22, 23]
+    assert any("positive" in f["_error"] for f in failures)
+    assert "sent" in out
+    assert "20" in out
+
+
+def test_backfill_csv_with_metadata_columns(env: DevServer, tmp_path: Path) -> None:
+    source = tmp_path / "export.csv"
+    source.write_text(
+        "visitor_fingerprint,session_id,customer_id,amount,currency,transaction_id,event_type,"
+        "is_recurring,metadata.plan,metadata.seats,mrr_impact\n"
+        "fp_1,s_1,cus_1,49.99,usd,csv_1,subscription,true,pro,5,49.99\n"
+        "fp_2,s_2,cus_2,10,eur,csv_2,,,,,\n"
+    )
+    assert main(["backfill", str(source), "--no-progress"]) == 0
+    first, second = env.events("csv_1")[0], env.events("csv_2")[0]
+    assert first["metadata"] == {"plan": "pro", "seats": 5}
+    assert first["is_recurring"] is True
+    assert first["mrr_impact"] == 49.99
+    assert "event_type" not in second
+    assert "metadata" not in second
+    assert second["currency"] == "EUR"
+
+
+def test_failures_file_is_taken_as_input_again(env: DevServer, tmp_path: Path) -> None:
+    source = write_jsonl(
+        tmp_path / "p.jsonl", [{**EVENT, "transaction_id": "fix_me", "amount": "0"}]
+    )
+    assert main(["backfill", str(source), "--no-progress"]) == 1
+    failures = tmp_path / "p.jsonl.failures.jsonl"
+    fixed = failures.read_text().replace('"amount": "0"', '"amount": "5"')
+    failures.write_text(fixed)
+    assert main(["backfill", str(failures), "--no-progress"]) == 0
+    assert [e["transaction_id"] for e in env.events()] == ["fix_me"]
+
+
+def test_validate_reports_every_bad_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = purchases(3)
+    rows.insert(1, {**EVENT, "amount": "x", "currency": "XYZ"})
+    rows.append({"nonsense": 1})
+    source = write_jsonl(tmp_path / "v.jsonl", rows)
+    assert main(["validate", str(source)]) == 1
+    out = capsys.readouterr().out
+    assert "line 2: amount:" in out
+    assert "line 2: currency:" in out
+    assert "line 5: <event>: unknown field(s): 'nonsense'" in out
+    assert "5 rows checked, 2 invalid." in out
+    assert main(["validate", str(write_jsonl(tmp_path / "ok.jsonl", purchases(2)))]) == 0
+
+
+def test_a_missing_token_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_jsonl(tmp_path / "p.jsonl", purchases(1))
+    assert main(["backfill", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert err.count("\n") <= 2
+    assert "Traceback" not in err
+
+
+def test_an_unreadable_file_is_one_line(
+    env: DevServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backfill", str(tmp_path / "missing.jsonl")]) == 2
+    assert main(["validate", str(tmp_path / "missing.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "No such file" in err
+    assert "Traceback" not in err
+
+
+def run_cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pulsora_revenue", *args]
+    return subprocess.run(
+        command, input=stdin, capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def cli_env(server: DevServer) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "PULSORA_SECRET_TOKEN": TOKEN, "PULSORA_ENDPOINT": server.endpoint}
+
+
+def test_backfill_from_stdin_as_a_process(server: DevServer, tmp_path: Path) -> None:
+    lines = "".join(json.dumps(r) + "\n" for r in purchases(15, "stdin"))
+    checkpoint = tmp_path / "stdin.checkpoint.sqlite"
+    done = run_cli(
+        "backfill",
+        "-",
+        "--checkpoint",
+        str(checkpoint),
+        "--failures",
+        str(tmp_path / "f.jsonl"),
+        stdin=lines,
+        env=cli_env(server),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(server.events()) == 15
+    again = run_cli(
+        "backfill",
+        "-",
+        "--checkpoint",
+        str(checkpoint),
+        "--failures",
+        str(tmp_path / "f.jsonl"),
+        stdin=lines,
+        env=cli_env(server),
+    )
+    assert again.returncode == 0
+    assert "15" in again.stdout  # all resumed from the checkpoint
+    assert len(server.events()) == 15
+
+
+def test_a_killed_backfill_resumes_without_resending(server: DevServer, tmp_path: Path) -> None:
+    total = 400
+    source = write_jsonl(tmp_path / "big.jsonl", purchases(total, "kill"))
+    checkpoint = tmp_path / "big.checkpoint.sqlite"
+    slow: dict[str, object] = {"delay": 0.02}
+    server.script(*([slow] * total))  # slow enough to kill mid-way  # slow enough to kill mid-way
+    command = [
+        sys.executable,
+        "-m",
+        "pulsora_revenue",
+        "backfill",
+        str(source),
+        "--no-progress",
+        "--concurrency",
+        "4",
+        "--checkpoint",
+        str(checkpoint),
+    ]
+    process = subprocess.Popen(
+        command, env=cli_env(server), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if checkpoint.exists() and _checkpointed(checkpoint) >= 60:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    done_before = _checkpointed(checkpoint)
+    assert 0 < done_before < total
+    httpx.delete(f"{server.url}/api/faults").raise_for_status()
+    rerun = run_cli(
+        "backfill",
+        str(source),
+        "--no-progress",
+        "--checkpoint",
+        str(checkpoint),
+        env=cli_env(server),
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    events = server.events()
+    assert sorted(str(e["transaction_id"]) for e in events) == sorted(
+        f"kill_{n}" for n in range(total)
+    )
+    rejected_409 = httpx.get(server.url).text.count(">409<")
+    assert rejected_409 <= 4, "only the events in flight at the kill were sent again"
+
+
+def _checkpointed(path: Path) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM done").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def test_demo_runs_and_exits_zero(tmp_path: Path) -> None:
+    done = run_cli("demo", "--events", "600", "--dir", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Backfill summary" in done.stdout
+    assert "http://127.0.0.1:" in done.stdout
+    assert (tmp_path / "pulsora-demo.sqlite").exists()
+
+
+@pytest.mark.parametrize("command", ["backfill", "validate", "demo"])
+def test_every_command_has_help_with_examples(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "examples:" in capsys.readouterr().out

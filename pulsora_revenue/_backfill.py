@@ -1,0 +1,114 @@
+"""A resumable backfill: rows from a file, through ``track_many``, with a checkpoint.
+
+Rows already in the checkpoint are skipped; every accepted event is added to
+it as its answer arrives; invalid and failed rows go to a failures file in JSON
+Lines, each with its ``_line`` and ``_error``, which ``backfill`` takes as
+input again once the data is fixed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import attrs
+
+from ._checkpoint import Checkpoint, normalise_key
+from ._client import Revenue
+from ._report import BatchReport, Outcome, OutcomeStatus, Progress
+from ._rows import Row
+
+_DONE = (OutcomeStatus.SENT, OutcomeStatus.DUPLICATE)
+_BAD = (OutcomeStatus.INVALID, OutcomeStatus.FAILED)
+
+
+@attrs.define
+class Tally:
+    """What a backfill did, kept up to date as it runs (so that Ctrl-C can report it)."""
+
+    sent: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    invalid: int = 0
+    failed: int = 0
+    resumed: int = 0  # rows the checkpoint had from an earlier run
+    elapsed: float = 0.0
+    report: BatchReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not (self.invalid or self.failed)
+
+    def count(self, status: OutcomeStatus) -> None:
+        match status:
+            case OutcomeStatus.SENT:
+                self.sent += 1
+            case OutcomeStatus.DUPLICATE:
+                self.duplicates += 1
+            case OutcomeStatus.SKIPPED:
+                self.skipped += 1
+            case OutcomeStatus.INVALID:
+                self.invalid += 1
+            case OutcomeStatus.FAILED:
+                self.failed += 1
+
+
+def write_failure(out: IO[str], line: int, row: object, error: str) -> None:
+    """One line of the failures file: the row's fields, with ``_line`` and ``_error``."""
+    record = {"_line": line, "_error": error}
+    if isinstance(row, dict):
+        record.update(row)
+    elif row is not None:
+        record["_input"] = row
+    out.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+async def backfill(
+    revenue: Revenue,
+    rows: Iterator[Row],
+    *,
+    checkpoint: Checkpoint,
+    failures: IO[str],
+    tally: Tally,
+    concurrency: int = 8,
+    rate_limit: float | None = None,
+    on_progress: Callable[[Progress], object] | None = None,
+) -> Tally:
+    """Send every row not yet in *checkpoint*; fill in *tally* as it goes."""
+    lines: dict[int, int] = {}  # index in the run -> line in the file, while in flight
+    indexes = itertools.count()
+
+    def feed() -> Iterator[dict[str, Any]]:
+        for row in rows:
+            if row.fields is None:
+                tally.invalid += 1
+                write_failure(failures, row.line, None, row.problem)
+                continue
+            key = normalise_key(row.fields.get("transaction_id"), row.fields.get("event_type"))
+            if key is not None and key in checkpoint:
+                tally.resumed += 1
+                continue
+            lines[next(indexes)] = row.line
+            yield row.fields
+
+    def on_result(outcome: Outcome) -> None:
+        line = lines.pop(outcome.index)
+        tally.count(outcome.status)
+        if outcome.status in _DONE and outcome.event is not None:
+            checkpoint.add(outcome.event.dedup_key)
+        elif outcome.status in _BAD:
+            write_failure(failures, line, outcome.input, str(outcome.error))
+
+    report = await revenue.track_many(
+        feed(),
+        concurrency=concurrency,
+        rate_limit=rate_limit,
+        on_result=on_result,
+        on_progress=on_progress,
+        keep_failures=False,
+    )
+    tally.report, tally.elapsed = report, report.elapsed
+    return tally

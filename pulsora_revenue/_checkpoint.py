@@ -1,0 +1,52 @@
+"""The backfill checkpoint: every (transaction_id, event_type) Pulsora has accepted.
+
+A re-run of an interrupted backfill (Ctrl-C, ``kill -9``, a crash) skips what
+the checkpoint holds, so it resumes without sending anything twice that was
+known to be done. Each key is committed as soon as its answer arrives (SQLite in
+WAL mode), so at most the events in flight at the crash are sent again, and
+Pulsora's de-duplication catches those.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+def normalise_key(transaction_id: object, event_type: object) -> tuple[str, str] | None:
+    """The key of a raw row as ``RevenueEvent.dedup_key`` would have it; None if unusable."""
+    if not isinstance(transaction_id, str) or not transaction_id.strip():
+        return None
+    kind = event_type.strip().lower() if isinstance(event_type, str) else ""
+    return transaction_id.strip(), kind
+
+
+class Checkpoint:
+    """An SQLite file of accepted keys."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS done (transaction_id TEXT NOT NULL, "
+            "event_type TEXT NOT NULL, PRIMARY KEY (transaction_id, event_type)) WITHOUT ROWID"
+        )
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        found = self._db.execute(
+            "SELECT 1 FROM done WHERE transaction_id = ? AND event_type = ?", key
+        ).fetchone()
+        return found is not None
+
+    def add(self, key: tuple[str, str]) -> None:
+        """Remember *key* as accepted, durably."""
+        self._db.execute("INSERT OR IGNORE INTO done VALUES (?, ?)", key)
+
+    def __len__(self) -> int:
+        (count,) = self._db.execute("SELECT COUNT(*) FROM done").fetchone()
+        return int(count)
+
+    def close(self) -> None:
+        self._db.close()

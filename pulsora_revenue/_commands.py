@@ -1,0 +1,214 @@
+"""The ``backfill``, ``validate`` and ``demo`` commands (they need the ``cli`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import httpx
+from rich.console import Console
+
+from ._backfill import Tally, backfill
+from ._checkpoint import Checkpoint
+from ._client import Revenue
+from ._convert import to_event
+from ._errors import ConfigurationError, PulsoraError, ValidationError
+from ._rows import count_rows, guess_format, opened, read
+
+#: What ``demo`` generates.
+DEMO_EVENTS = 3000
+
+
+def run_backfill(args: argparse.Namespace, console: Console) -> int:
+    """``pulsora-revenue backfill FILE``: exit 0 only if nothing failed or was invalid."""
+    token = getattr(args, "token", None) or (
+        _read_token(args.token_file) if args.token_file else None
+    )
+    revenue = Revenue(token, endpoint=args.endpoint)
+    form = guess_format(args.file, args.format)
+    stem = "pulsora-backfill" if args.file == "-" else args.file
+    checkpoint_path = Path(args.checkpoint or f"{stem}.checkpoint.sqlite")
+    failures_path = Path(args.failures or f"{stem}.failures.jsonl")
+    if args.file != "-" and failures_path.resolve() == Path(args.file).resolve():
+        raise ConfigurationError("--failures must not be the input file")
+    total = count_rows(args.file, form)
+    rate = args.rate[0] / args.rate[1] if args.rate else None
+    tally = Tally()
+    checkpoint = Checkpoint(checkpoint_path)
+    try:
+        with opened(args.file) as handle, failures_path.open("w", encoding="utf-8") as failures:
+            from ._console import Display, summary
+
+            with Display(console, total=total, tally=tally) as display:
+
+                async def main() -> None:
+                    async with revenue:
+                        await backfill(
+                            revenue,
+                            read(handle, form),
+                            checkpoint=checkpoint,
+                            failures=failures,
+                            tally=tally,
+                            concurrency=args.concurrency,
+                            rate_limit=rate,
+                            on_progress=display.update if args.progress else None,
+                        )
+
+                try:
+                    anyio.run(main)
+                except KeyboardInterrupt:
+                    console.print(
+                        f"\nInterrupted: {tally.sent} sent in this run, {len(checkpoint)} done "
+                        f"in all. Run the same command again to resume ({checkpoint_path}).",
+                        highlight=False,
+                    )
+                    return 130
+            console.print(summary(tally))
+    finally:
+        checkpoint.close()
+    bad = tally.invalid + tally.failed
+    if bad:
+        console.print(f"{bad} rows went to {failures_path}; fix them and backfill that file.")
+    return 0 if tally.ok else 1
+
+
+def run_validate(args: argparse.Namespace, console: Console) -> int:
+    """``pulsora-revenue validate FILE``: every problem of every bad row, with its line."""
+    form = guess_format(args.file, args.format)
+    rows = bad = 0
+    with opened(args.file) as handle:
+        for row in read(handle, form):
+            rows += 1
+            problems = [row.problem] if row.fields is None else _problems(row.fields)
+            if problems:
+                bad += 1
+                for problem in problems:
+                    console.print(f"line {row.line}: {problem}", highlight=False, markup=False)
+    verdict = "all valid" if not bad else f"{bad} invalid"
+    console.print(f"{rows} rows checked, {verdict}.", highlight=False)
+    return 1 if bad else 0
+
+
+def _problems(fields: dict[str, object]) -> list[str]:
+    try:
+        to_event(fields, {})
+    except ValidationError as exc:
+        return [f"{e.path}: {e.message}" for e in exc.errors]
+    return []
+
+
+def _read_token(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the token file {path}: {exc.strerror}") from None
+
+
+def run_demo(args: argparse.Namespace, console: Console) -> int:
+    """``pulsora-revenue demo``: the emulator, a generated backfill, and its summary."""
+    from ._server import create_app, serve_in_thread
+
+    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="pulsora-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    db, sample = folder / "pulsora-demo.sqlite", folder / "payments.jsonl"
+    written = write_sample(sample, args.events, random.Random(args.seed))
+    console.print(f"Generated {written} payments in {sample} (a few invalid, a few repeated).")
+    with serve_in_thread(create_app(db)) as url:
+        console.print(f"Pulsora emulator running at {url}/")
+        httpx.post(f"{url}/api/faults", json=_STORM).raise_for_status()
+        console.print("Scripted: a burst of 429s (Retry-After: 1) and 503s at the start.\n")
+        ns = argparse.Namespace(
+            file=str(sample),
+            format="jsonl",
+            token_file=None,
+            endpoint=f"{url}/api/ingest",
+            checkpoint=str(folder / "payments.checkpoint.sqlite"),
+            failures=str(folder / "payments.failures.jsonl"),
+            concurrency=8,
+            rate=None,
+            progress=True,
+            token="sec_demo_0000000000",
+        )
+        code = run_backfill(ns, console)
+        console.print(f"\nThe events, totals and rejections: {url}/")
+        if args.keep:
+            console.print("Serving until Ctrl-C.")
+            _wait_for_ctrl_c()
+    console.print(
+        f"Browse them again with: pulsora-revenue dev --db {db}  (then http://127.0.0.1:8787/)",
+        highlight=False,
+    )
+    return 0 if code in (0, 1) else code  # the invalid rows are there on purpose
+
+
+_STORM = {
+    "faults": [{"status": 429, "retry_after": 1}] * 4 + [{"status": 503}] * 6,
+}
+
+
+def write_sample(path: Path, count: int, rng: random.Random) -> int:
+    """Write *count* plausible payments, about 1% invalid and 1% repeated."""
+    kinds = ["purchase"] * 6 + ["subscription", "renewal", "renewal", "refund"]
+    with path.open("w", encoding="utf-8") as out:
+        for n in range(count):
+            kind = rng.choice(kinds)
+            amount = f"{rng.randint(5, 300)}.{rng.randint(0, 99):02d}"
+            row: dict[str, object] = {
+                "visitor_fingerprint": f"fp_{rng.getrandbits(48):012x}",
+                "session_id": f"sess_{rng.getrandbits(40):010x}",
+                "customer_id": f"cus_{rng.randint(1, count // 3 + 1):06d}",
+                "amount": f"-{amount}" if kind == "refund" else amount,
+                "currency": rng.choice(["usd", "usd", "eur", "gbp", "jpy"]),
+                "transaction_id": f"pi_demo_{n:07d}",
+                "payment_processor": "stripe",
+                "event_type": kind,
+            }
+            if row["currency"] == "jpy":  # no decimals in yen
+                row["amount"] = str((Decimal(str(row["amount"])) * 150).to_integral_value())
+            if kind == "subscription":
+                row["mrr_impact"] = row["amount"]
+            if n % 97 == 13:
+                row["amount"] = "-1" if kind != "refund" else "1"  # invalid: wrong sign
+            if n % 89 == 7 and n > 0:
+                row["transaction_id"] = f"pi_demo_{n - 1:07d}"  # a repeat of the row before
+                row["event_type"] = "purchase"
+            out.write(json.dumps(row) + "\n")
+    return count
+
+
+def _wait_for_ctrl_c() -> None:
+    import time
+
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
+    "backfill": run_backfill,
+    "validate": run_validate,
+    "demo": run_demo,
+}
+
+
+def run(name: str, args: argparse.Namespace) -> int:
+    """Run command *name*; a configuration or I/O problem is one line, not a traceback."""
+    console = Console()
+    try:
+        return COMMANDS[name](args, console)
+    except (ConfigurationError, OSError) as exc:
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+        Console(stderr=True).print(f"error: {message}{where}", highlight=False, markup=False)
+        return 2
+    except PulsoraError as exc:
+        Console(stderr=True).print(f"error: {exc}", highlight=False, markup=False)
+        return 1

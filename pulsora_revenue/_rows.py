@@ -1,0 +1,107 @@
+"""Reading events from JSON Lines and CSV files, lazily, with line numbers.
+
+JSON Lines: one object per line; keys that start with ``_`` are notes (such as
+the ``_line`` and ``_error`` of a failures file) and are ignored. CSV: a header
+of event fields; ``metadata.<key>`` columns build the metadata; empty cells are
+absent; numbers become decimals and ``true``/``false`` booleans.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import attrs
+
+Format = Literal["jsonl", "csv"]
+
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+@attrs.frozen
+class Row:
+    """One input row: its line number, and the event fields (or why it is unreadable)."""
+
+    line: int
+    fields: dict[str, Any] | None
+    problem: str = ""
+
+
+def guess_format(path: str, given: Format | None) -> Format:
+    """The format by ``--format``, else by the file's extension (JSON Lines by default)."""
+    if given is not None:
+        return given
+    return "csv" if path.lower().endswith(".csv") else "jsonl"
+
+
+@contextmanager
+def opened(path: str) -> Iterator[IO[str]]:
+    """The file at *path* as text, or standard input for ``-``."""
+    if path == "-":
+        yield io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
+        return
+    with Path(path).open(encoding="utf-8", newline="") as handle:
+        yield handle
+
+
+def read(handle: IO[str], form: Format) -> Iterator[Row]:
+    """Yield every row of *handle* in order; unreadable lines become rows with a problem."""
+    return _read_csv(handle) if form == "csv" else _read_jsonl(handle)
+
+
+def count_rows(path: str, form: Format) -> int | None:
+    """How many rows a file holds (None for standard input), by a quick scan."""
+    if path == "-":
+        return None
+    with Path(path).open("rb") as handle:
+        lines = sum(1 for line in handle if line.strip())
+    return max(0, lines - 1) if form == "csv" else lines
+
+
+def _read_jsonl(handle: IO[str]) -> Iterator[Row]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line, parse_float=Decimal)
+        except ValueError as exc:
+            yield Row(number, None, f"not valid JSON: {exc}")
+            continue
+        if not isinstance(value, dict):
+            yield Row(number, None, f"expected a JSON object, got {type(value).__name__}")
+            continue
+        yield Row(number, {k: v for k, v in value.items() if not k.startswith("_")})
+
+
+def _read_csv(handle: IO[str]) -> Iterator[Row]:
+    reader = csv.DictReader(handle)
+    for record in reader:
+        fields: dict[str, Any] = {}
+        metadata: dict[str, Any] = {}
+        for column, cell in record.items():
+            if column is None or cell is None or cell == "":
+                continue  # a short row, or an empty cell: absent
+            if column.startswith("metadata."):
+                metadata[column.removeprefix("metadata.")] = _cell(cell)
+            elif not column.startswith("_"):
+                fields[column] = _cell(cell) if column == "is_recurring" else cell
+        if metadata:
+            fields["metadata"] = metadata
+        yield Row(reader.line_num, fields)
+
+
+def _cell(cell: str) -> Any:
+    text = cell.strip()
+    if _NUMBER.fullmatch(text):
+        return Decimal(text) if "." in text else int(text)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return cell
