@@ -41,7 +41,7 @@ class Display:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]:>7.0f}/s"),
-                TextColumn("[red]{task.fields[failures]} failed"),
+                TextColumn("[red]{task.fields[failures]} invalid or failed"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=self.console,
