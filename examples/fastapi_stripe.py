@@ -20,7 +20,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 
-from pulsora_revenue import PulsoraError, Revenue, ValidationError
+from pulsora_revenue import (
+    APIConnectionError,
+    AuthenticationError,
+    DuplicateTransactionError,
+    PulsoraError,
+    RateLimitError,
+    Revenue,
+    ServerError,
+)
 from pulsora_revenue.starlette import get_revenue, lifespan
 from pulsora_revenue.webhooks import (
     MissingAttributionError,
@@ -49,23 +57,29 @@ def create_app(stripe_secret: str | None = None, **revenue_options: Any) -> Fast
         payload = await request.body()  # the raw bytes: the signature covers them exactly
         try:
             event = stripe.verify(payload, request.headers.get("Stripe-Signature"), secret)
-            revenue_events = await stripe.to_revenue_events(event, resolver=lookup_attribution)
-        except WebhookVerificationError as exc:
+        except (WebhookVerificationError, WebhookPayloadError) as exc:
             raise HTTPException(400, str(exc)) from None
+        try:
+            revenue_events = await stripe.to_revenue_events(event, resolver=lookup_attribution)
         except (MissingAttributionError, WebhookPayloadError) as exc:
             # Retrying will not help: acknowledge, and keep the reason for a human.
-            logger.warning("Stripe event %s not tracked: %s", event.get("id"), exc)
+            logger.warning("Stripe event not tracked: %s", exc)
             return {"tracked": 0, "skipped": str(exc)}
+        tracked = 0
         for revenue_event in revenue_events:
             try:
                 await revenue.track(revenue_event)
-            except ValidationError as exc:
-                raise HTTPException(422, str(exc)) from None
-            except PulsoraError as exc:
-                # Pulsora stayed unreachable through every retry: answer 503 so that
-                # Stripe delivers the webhook again later (it is de-duplicated).
+            except DuplicateTransactionError:
+                continue  # a redelivered webhook: Pulsora has it already
+            except (APIConnectionError, ServerError, RateLimitError, AuthenticationError) as exc:
+                # Pulsora unreachable, or our token wrong: answer 503 so that Stripe
+                # delivers the webhook again later (de-duplicated), once it is fixed.
                 raise HTTPException(503, str(exc)) from None
-        return {"tracked": len(revenue_events)}
+            except PulsoraError as exc:  # refused for good: retrying will not help
+                logger.warning("Stripe event %s not tracked: %s", event.get("id"), exc)
+                continue
+            tracked += 1
+        return {"tracked": tracked}
 
     return app
 

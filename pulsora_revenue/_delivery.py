@@ -21,6 +21,10 @@ from ._senders import Sender
 
 logger = logging.getLogger("pulsora_revenue")
 
+#: How many 429s one event may wait out in bulk mode before they count as failed
+#: attempts: a server that never stops answering 429 must not hold a run forever.
+MAX_PACED = 100
+
 
 @attrs.frozen
 class TrackResult:
@@ -71,7 +75,7 @@ class Channel:
         key = key or idempotency_key(event)
         watch = _clock.Stopwatch()
         maybe_delivered = False
-        requests = tries = 0
+        requests = tries = paced = 0
         while True:
             if pacing is not None:  # time spent paced is not the event's own
                 before = watch.elapsed()
@@ -82,7 +86,8 @@ class Channel:
             requests += 1
             elapsed = watch.elapsed()
             self._log(event, reply, requests, elapsed)
-            if pacing is not None and reply.seen.status_code == 429:
+            if pacing is not None and reply.seen.status_code == 429 and paced < MAX_PACED:
+                paced += 1  # waiting out a 429 is not a failed attempt, within reason
                 wait = reply.seen.retry_after or policy.backoff(1)
                 pacing.gate.close_for(max(wait, policy.initial_delay))
                 continue

@@ -105,7 +105,6 @@ class AiohttpSender:
     def __init__(self, url: str, headers: Mapping[str, str], timeout: float, *, limit: int) -> None:
         self._url, self._headers, self._timeout, self._limit = url, dict(headers), timeout, limit
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts = aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout)
 
     def __repr__(self) -> str:
         return f"<AiohttpSender {self._url!r}>"
@@ -113,14 +112,18 @@ class AiohttpSender:
     async def post(
         self, body: bytes, key: str, *, budget: float, scrub: Callable[[str], str]
     ) -> Reply:
+        if budget <= 0:
+            return deadline_passed()
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limit)
-            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
-        timeout = self._timeouts
-        if budget < 3 * self._timeout:  # else the connect and read timeouts end it sooner
-            timeout = aiohttp.ClientTimeout(
-                total=budget, sock_connect=self._timeout, sock_read=self._timeout
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                trust_env=True,  # proxies, as httpx
             )
+        timeout = aiohttp.ClientTimeout(
+            total=budget, connect=self._timeout, sock_connect=self._timeout, sock_read=self._timeout
+        )
         try:
             async with self._session.post(
                 self._url,
@@ -137,7 +140,11 @@ class AiohttpSender:
             return no_answer(exc, timed_out=True)
         except aiohttp.ClientConnectorError as exc:
             return no_answer(exc, sent=False)
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        except (
+            aiohttp.ClientConnectionError,
+            aiohttp.ClientPayloadError,
+            aiohttp.ClientResponseError,  # a malformed answer, after the request went out
+        ) as exc:
             return no_answer(exc)  # the answer was lost on the way
         except TimeoutError:
             return deadline_passed()
@@ -171,11 +178,12 @@ def choose_backend(backend: Backend | None, *, configured: bool) -> Literal["htt
 
 def check_backend(backend: Backend | None, *, configured: bool) -> None:
     """Refuse, at construction, what ``choose_backend`` could never honour."""
-    if backend is not None and backend not in _BACKENDS:
-        raise ConfigurationError(f"backend must be one of {_BACKENDS}, not {backend!r}")
+    wanted = backend or os.environ.get(BACKEND_ENV, "auto")
+    if wanted not in _BACKENDS:
+        raise ConfigurationError(f"backend must be one of {_BACKENDS}, not {wanted!r}")
     if backend == "aiohttp" and configured:
         raise ConfigurationError("backend='aiohttp' cannot use an httpx http_client or transport")
-    if backend == "aiohttp" and not HAVE_AIOHTTP:
+    if wanted == "aiohttp" and not HAVE_AIOHTTP:
         raise ConfigurationError(
             "backend='aiohttp' needs the speed extra: pip install 'pulsora-revenue[speed]'"
         )

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import httpx
 import pytest
 from fastapi import Depends, FastAPI
 from starlette.testclient import TestClient
@@ -18,6 +19,7 @@ from pulsora_revenue import EventType, Revenue
 from pulsora_revenue.starlette import get_revenue, lifespan
 from pulsora_revenue.testing import FakePulsora, sign_stripe
 
+from .conftest import DevServer
 from .data import TOKEN
 from .test_webhook_stripe import event, paid_session, refunded_charge
 
@@ -64,7 +66,8 @@ def test_a_redelivered_webhook_is_recorded_once(fake: FakePulsora, backend: Back
         again = post(
             test_client, event("charge.refunded", refunded_charge(60), {"amount_refunded": 0})
         )
-    assert again.status_code == 503  # Pulsora said: duplicate (409) on a first attempt
+    assert again.status_code == 200  # Pulsora has it already (409): acknowledged, not retried
+    assert again.json() == {"tracked": 0}
     assert [e.event_type for e in fake.events] == [EventType.REFUND]
 
 
@@ -136,3 +139,29 @@ def test_get_revenue_without_the_lifespan_says_what_to_do(backend: Backend) -> N
         pytest.raises(RuntimeError, match="lifespan"),
     ):
         test_client.get("/")
+
+
+@backends
+def test_a_signed_body_that_is_not_an_event_is_a_400(fake: FakePulsora, backend: Backend) -> None:
+    with client(fake, backend) as test_client:
+        for body in (b"not json", b"[]"):
+            headers = {"Stripe-Signature": sign_stripe(body, SECRET)}
+            response = test_client.post("/webhooks/stripe", content=body, headers=headers)
+            assert response.status_code in (200, 400), response.text
+            assert response.status_code == 400 or response.json()["tracked"] == 0
+
+
+def test_the_example_over_real_http_with_the_emulator(server: DevServer) -> None:
+    """uvicorn serves the example app, which tracks into the dev server (aiohttp on asyncio)."""
+    from pulsora_revenue._server import serve_in_thread
+
+    app = create_app(SECRET, api_token=TOKEN, endpoint=server.endpoint)
+    with serve_in_thread(app) as url:
+        body = json.dumps(event("checkout.session.completed", paid_session())).encode()
+        headers = {"Stripe-Signature": sign_stripe(body, SECRET)}
+        first = httpx.post(f"{url}/webhooks/stripe", content=body, headers=headers)
+        again = httpx.post(f"{url}/webhooks/stripe", content=body, headers=headers)
+    assert (first.status_code, first.json()) == (200, {"tracked": 1})
+    assert (again.status_code, again.json()) == (200, {"tracked": 0})
+    (stored,) = server.events()
+    assert stored["amount"] == 49.99

@@ -7,11 +7,14 @@ import logging
 from decimal import Decimal
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
 from pulsora_revenue import (
+    APITimeoutError,
     BadRequestError,
+    ConfigurationError,
     DuplicateTransactionError,
     RateLimitError,
     RetryPolicy,
@@ -234,3 +237,23 @@ async def test_no_token_in_any_log_over_real_http(
     assert any(r.name == "pulsora_revenue" for r in caplog.records)
     assert secret not in caplog.text
     assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+async def test_the_deadline_holds_against_a_server_that_answers_too_late(server: DevServer) -> None:
+    testing.set_testing(False)
+    late: dict[str, object] = {"delay": 3}
+    server.script(*([late] * 10))
+    policy = RetryPolicy(deadline=1.0, initial_delay=0.05, max_delay=0.05)
+    async with Revenue(TOKEN, endpoint=server.endpoint, timeout=5, retry=policy) as revenue:
+        started = anyio.current_time()
+        with pytest.raises(APITimeoutError):
+            await revenue.track(EVENT)
+    assert anyio.current_time() - started < 2.5  # the deadline, not the 5 s timeout
+
+
+def test_a_bad_backend_in_the_environment_is_refused_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PULSORA_HTTP_BACKEND", "aiohtp")
+    with pytest.raises(ConfigurationError, match="backend"):
+        Revenue(TOKEN)

@@ -197,3 +197,18 @@ async def test_a_bad_occurred_at_is_named() -> None:
     envelope["occurred_at"] = "yesterday"
     with pytest.raises(WebhookPayloadError, match="occurred_at"):
         await paddle.to_revenue_events(envelope, resolver=resolver)
+
+
+async def test_a_localised_transaction_takes_mrr_in_its_own_currency() -> None:
+    entity = data("transaction.completed") | {
+        "currency_code": "EUR",
+        "custom_data": dict(ATTRIBUTION),
+    }
+    lines = {line["price_id"]: line for line in entity["details"]["line_items"]}
+    (sub,) = await paddle.to_revenue_events(event("transaction.completed", entity))
+    if all(lines.get(i["price"]["id"]) for i in entity["items"] if i["price"]["billing_cycle"]):
+        assert sub.mrr_impact is not None
+        assert sub.currency == "EUR"
+    entity["details"]["line_items"] = []
+    (sub,) = await paddle.to_revenue_events(event("transaction.completed", entity))
+    assert sub.mrr_impact is None  # the base price is in USD: the EUR amount is unknown

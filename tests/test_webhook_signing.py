@@ -154,3 +154,12 @@ def test_sign_and_verify_agree(body: bytes, secret: str, skew: int) -> None:
         verify: Callable[..., object] = processor.verify
         with contextlib.suppress(WebhookPayloadError):  # verified; random bytes are not JSON
             verify(body, header, secret, now=NOW + skew)
+
+
+@processors
+def test_signatures_that_are_not_hex_are_ignored(processor: ModuleType) -> None:
+    key = "v1" if processor is stripe else "h1"
+    sep = "," if processor is stripe else ";"
+    stamp = "t" if processor is stripe else "ts"
+    with pytest.raises(MalformedSignatureError):
+        processor.verify(BODY, f"{stamp}={NOW}{sep}{key}=\xe9\xe9", SECRET, now=NOW)

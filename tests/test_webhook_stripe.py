@@ -355,3 +355,51 @@ async def test_malformed_envelopes(envelope: dict[str, Any]) -> None:
 async def test_a_list_instead_of_an_event() -> None:
     with pytest.raises(WebhookPayloadError, match="JSON object"):
         await stripe.to_revenue_events([])  # type: ignore[arg-type]
+
+
+async def test_a_guest_checkout_and_its_refund_share_a_customer() -> None:
+    session = paid_session(customer=None)
+    (purchase,) = await stripe.to_revenue_events(event("checkout.session.completed", session))
+    charge = refunded_charge(60) | {"customer": None, "payment_intent": "pi_123"}
+    (refund,) = await stripe.to_revenue_events(
+        event("charge.refunded", charge, {"amount_refunded": 0})
+    )
+    assert purchase.customer_id == refund.customer_id == "guest:pi_123"
+
+
+async def test_a_delayed_payment_is_tracked_when_it_succeeds() -> None:
+    pending = paid_session(payment_status="unpaid")
+    assert await stripe.to_revenue_events(event("checkout.session.completed", pending)) == []
+    (purchase,) = await stripe.to_revenue_events(
+        event("checkout.session.async_payment_succeeded", paid_session())
+    )
+    assert purchase.transaction_id == paid_session()["id"]
+
+
+async def test_tiered_prices_have_no_mrr_rather_than_an_error() -> None:
+    tiered = subscription()
+    tiered["items"]["data"][0]["price"].update(unit_amount=None, unit_amount_decimal=None)
+    (churn,) = await stripe.to_revenue_events(event("customer.subscription.deleted", tiered))
+    assert churn.mrr_impact is None
+    previous = {"items": subscription(quantity=5)["items"]}
+    assert (
+        await stripe.to_revenue_events(event("customer.subscription.updated", tiered, previous))
+        == []
+    )
+
+
+async def test_quantity_zero_is_zero() -> None:
+    (churn,) = await stripe.to_revenue_events(
+        event("customer.subscription.deleted", subscription(quantity=0))
+    )
+    assert churn.mrr_impact == 0
+    (upgrade,) = await stripe.to_revenue_events(
+        event("customer.subscription.updated", subscription(quantity=1), {"quantity": 0})
+    )
+    assert upgrade.mrr_impact == Decimal("20.00")
+
+
+async def test_absurd_amounts_are_payload_errors() -> None:
+    session = paid_session(amount_total=10**33)
+    with pytest.raises(WebhookPayloadError):
+        await stripe.to_revenue_events(event("checkout.session.completed", session))

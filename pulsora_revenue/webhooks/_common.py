@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
 from .._errors import ValidationError
@@ -41,9 +41,10 @@ def currency(node: Node, key: str) -> str:
 
 def major(minor: Decimal | int, exponent: int) -> Decimal:
     """Minor units to major units, rounded (half to even) to the currency's decimals."""
-    return (Decimal(minor).scaleb(-exponent)).quantize(
-        Decimal(1).scaleb(-exponent), ROUND_HALF_EVEN
-    )
+    with localcontext() as context:
+        context.prec = 80  # amounts of up to 30 digits, and MRR fractions, fit exactly
+        scaled = Decimal(minor).scaleb(-exponent)
+        return scaled.quantize(Decimal(1).scaleb(-exponent), ROUND_HALF_EVEN)
 
 
 def monthly(minor_per_interval: Decimal, interval: str, count: int, path: str) -> Decimal:

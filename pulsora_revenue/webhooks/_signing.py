@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +25,8 @@ from ._errors import (
     StaleTimestampError,
     WebhookPayloadError,
 )
+
+_HEX = re.compile(r"[0-9a-fA-F]{1,256}")
 
 
 @attrs.frozen
@@ -58,8 +61,8 @@ def parse_header(scheme: Scheme, header: str | None) -> Signed:
             continue  # not a key=value pair: ignore, as the processors' own libraries do
         if key == scheme.timestamp_key:
             timestamp = _timestamp(scheme, value)
-        elif key == scheme.signature_key and value:
-            signatures.append(value.strip().lower())
+        elif key == scheme.signature_key and _HEX.fullmatch(value.strip()):
+            signatures.append(value.strip().lower())  # anything else cannot match: ignored
     if timestamp is None or not signatures:
         wanted = f"{scheme.timestamp_key}=... and {scheme.signature_key}=..."
         raise MalformedSignatureError(

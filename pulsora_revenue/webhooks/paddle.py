@@ -119,9 +119,10 @@ async def _transaction(data: Node, attribution: Attribution) -> list[RevenueEven
     if amount <= 0:
         return []  # a free or fully credited transaction is no revenue
     customer = data.text("customer_id")
-    mrr = (
-        major(_items_mrr(data.items("items")), exponent) if kind is EventType.SUBSCRIPTION else None
-    )
+    mrr = None
+    if kind is EventType.SUBSCRIPTION:
+        monthly_minor = _items_mrr(data.items("items"), code, data.child("details"))
+        mrr = None if monthly_minor is None else major(monthly_minor, exponent)
     return [
         build(
             data.path,
@@ -138,15 +139,29 @@ async def _transaction(data: Node, attribution: Attribution) -> list[RevenueEven
     ]
 
 
-def _items_mrr(items: list[Node]) -> Decimal:
-    """The monthly amount, in minor units, of the recurring items."""
+def _items_mrr(items: list[Node], code: str, details: Node | None = None) -> Decimal | None:
+    """The monthly amount, in minor units, of the recurring items; None if unknown.
+
+    A price is in Paddle's base currency; a transaction in another currency
+    (a localised price) has the unit price in its own currency in
+    ``details.line_items``. Without that, the amount in *code* is unknown.
+    """
+    lines = (
+        {str(line.get("price_id")): line for line in details.items("line_items")} if details else {}
+    )
     total = Decimal(0)
     for item in items:
         price = item.child("price")
         cycle = price.maybe_child("billing_cycle")
         if cycle is None:
             continue  # a one-time item
-        unit = Decimal(price.child("unit_price").minor_units("amount"))
+        unit_price = price.child("unit_price")
+        if unit_price.get("currency_code") in (None, code):
+            unit = Decimal(unit_price.minor_units("amount"))
+        elif (line := lines.get(str(price.get("id")))) is not None:
+            unit = Decimal(line.child("unit_totals").minor_units("subtotal"))
+        else:
+            return None
         quantity = item.integer("quantity")
         total += monthly(
             unit * quantity, cycle.text("interval"), cycle.integer("frequency"), cycle.path
@@ -184,7 +199,8 @@ async def _adjustment(data: Node, attribution: Attribution) -> list[RevenueEvent
 
 async def _canceled(data: Node, attribution: Attribution) -> list[RevenueEvent]:
     code = currency(data, "currency_code")
-    lost = major(_items_mrr(data.items("items")), currency_exponent(code))
+    lost_minor = _items_mrr(data.items("items"), code)
+    lost = None if lost_minor is None else -major(lost_minor, currency_exponent(code))
     customer = data.text("customer_id")
     subscription = data.text("id")
     return [
@@ -197,7 +213,7 @@ async def _canceled(data: Node, attribution: Attribution) -> list[RevenueEvent]:
             transaction_id=subscription,
             event_type=EventType.CHURN,
             customer_subscription_id=subscription,
-            mrr_impact=-lost,
+            mrr_impact=lost,
             is_recurring=True,
         )
     ]

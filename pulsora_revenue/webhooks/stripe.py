@@ -10,7 +10,8 @@ No dependency on Stripe's SDK. In a webhook route::
 =================================  ==========================================
 Stripe event                       revenue event
 =================================  ==========================================
-checkout.session.completed         purchase (mode ``payment``, once paid)
+checkout.session.completed         purchase (mode ``payment``, once paid;
+ (and .async_payment_succeeded)    the same transaction when paid later)
 invoice.paid                       subscription (``subscription_create``) or
                                    renewal (``subscription_cycle``)
 customer.subscription.updated      upgrade or downgrade, when the monthly
@@ -37,7 +38,6 @@ from .._fields import EventType
 from .._money import currency_exponent
 from . import _signing
 from ._common import DEFAULT_KEYS, Resolver, attribute, build, currency, major, moment, monthly
-from ._errors import WebhookPayloadError
 from ._payload import Node
 
 __all__ = ["SCHEME", "sign", "to_revenue_events", "verify"]
@@ -130,10 +130,13 @@ async def _checkout(context: _Context) -> list[RevenueEvent]:
     if not amount:
         return []  # a free checkout is not revenue
     metadata = session.metadata("metadata")
-    customer = _customer(session, metadata) or session.maybe_text("client_reference_id")
-    if customer is None:
-        raise session.wrong("customer", "a customer id (or client_reference_id)", None)
-    extra = {"stripe_payment_intent": session.id("payment_intent")}
+    payment_intent = session.id("payment_intent")
+    customer = (
+        _customer(session, metadata)
+        or session.maybe_text("client_reference_id")
+        or _guest(payment_intent or session.text("id"))
+    )
+    extra = {"stripe_payment_intent": payment_intent}
     return [
         build(
             session.path,
@@ -211,31 +214,42 @@ def _invoice_mrr(lines: Node | None, exponent: int) -> Decimal | None:
         recurring = price.maybe_child("recurring")
         if recurring is None:
             continue  # a one-off item on the invoice
-        total += _monthly_price(price, recurring, line.get("quantity") or 1)
+        amount = _monthly_price(price, recurring, _quantity(line))
+        if amount is None:
+            return None
+        total += amount
     return major(total, exponent)
 
 
-def _monthly_price(price: Node, recurring: Node, quantity: object) -> Decimal:
+def _quantity(node: Node) -> int:
+    """The quantity of an item or line; absent means one (zero stays zero)."""
+    return 1 if node.get("quantity") is None else node.integer("quantity")
+
+
+def _monthly_price(price: Node, recurring: Node, quantity: int) -> Decimal | None:
+    """The monthly amount in minor units; None for prices without a unit amount (tiered)."""
     if recurring.get("usage_type") == "metered":
         return Decimal(0)  # billed by use afterwards: not recurring revenue
-    unit = price.decimal(
-        "unit_amount_decimal" if price.get("unit_amount_decimal") else "unit_amount"
-    )
-    if isinstance(quantity, bool) or not isinstance(quantity, int):
-        raise WebhookPayloadError(
-            f"quantity must be an integer, not {quantity!r}", field=price.path
-        )
-    count = recurring.integer("interval_count") if recurring.get("interval_count") else 1
+    if price.get("unit_amount_decimal") is not None:
+        unit = price.decimal("unit_amount_decimal")
+    elif price.get("unit_amount") is not None:
+        unit = price.decimal("unit_amount")
+    else:
+        return None  # tiered or custom pricing: the amount depends on usage we do not see
+    count = 1 if recurring.get("interval_count") is None else recurring.integer("interval_count")
     return monthly(unit * quantity, recurring.text("interval"), count, recurring.path)
 
 
-def _items_mrr(items: list[Node]) -> Decimal:
+def _items_mrr(items: list[Node]) -> Decimal | None:
     total = Decimal(0)
     for item in items:
         price = item.child("price")
         recurring = price.maybe_child("recurring")
         if recurring is not None:
-            total += _monthly_price(price, recurring, item.get("quantity") or 1)
+            amount = _monthly_price(price, recurring, _quantity(item))
+            if amount is None:
+                return None
+            total += amount
     return total
 
 
@@ -256,7 +270,10 @@ async def _subscription_updated(context: _Context) -> list[RevenueEvent]:
     if code is None:
         return []
     exponent = _exponent(code)
-    new, old = major(_items_mrr(items), exponent), major(_items_mrr(old_items), exponent)
+    new_minor, old_minor = _items_mrr(items), _items_mrr(old_items)
+    if new_minor is None or old_minor is None:
+        return []  # tiered prices: the monthly amount is not in the payload
+    new, old = major(new_minor, exponent), major(old_minor, exponent)
     if new == old:
         return []  # a renewal or a flag changed, not the amount
     metadata = subscription.metadata("metadata")
@@ -283,7 +300,8 @@ async def _subscription_deleted(context: _Context) -> list[RevenueEvent]:
     if not items:
         return []
     code = currency(items[0].child("price"), "currency")
-    lost = major(_items_mrr(items), _exponent(code))
+    lost_minor = _items_mrr(items)
+    lost = None if lost_minor is None else -major(lost_minor, _exponent(code))
     metadata = subscription.metadata("metadata")
     customer = _customer(subscription, metadata)
     return [
@@ -297,7 +315,7 @@ async def _subscription_deleted(context: _Context) -> list[RevenueEvent]:
             transaction_id=subscription.text("id"),
             event_type=EventType.CHURN,
             customer_subscription_id=subscription.text("id"),
-            mrr_impact=-lost,
+            mrr_impact=lost,
             is_recurring=True,
         )
     ]
@@ -318,15 +336,16 @@ async def _refunded(context: _Context) -> list[RevenueEvent]:
         return []
     code = currency(charge, "currency")
     metadata = charge.metadata("metadata")
-    customer = _customer(charge, metadata)
     charge_id = charge.text("id")
-    extra = {"original_charge": charge_id, "stripe_payment_intent": charge.id("payment_intent")}
+    payment_intent = charge.id("payment_intent")
+    customer = _customer(charge, metadata) or _guest(payment_intent or charge_id)
+    extra = {"original_charge": charge_id, "stripe_payment_intent": payment_intent}
     return [
         build(
             charge.path,
             **await context.attribution([(f"{charge.path}.metadata", metadata)], customer),
             **context.common(),
-            customer_id=_required(charge, customer),
+            customer_id=customer,
             amount=-major(new, _exponent(code)),
             currency=code,
             transaction_id=f"{charge_id}:refund:{refunded}",
@@ -334,6 +353,15 @@ async def _refunded(context: _Context) -> list[RevenueEvent]:
             metadata={k: v for k, v in extra.items() if v},
         )
     ]
+
+
+def _guest(payment: str) -> str:
+    """The customer id of a payment made without a Stripe customer (a guest checkout).
+
+    Stripe creates no customer for most one-off payments; the payment's own id
+    stands in, so that the purchase and a later refund of it agree.
+    """
+    return f"guest:{payment}"
 
 
 def _required(node: Node, customer: str | None) -> str:
@@ -344,6 +372,7 @@ def _required(node: Node, customer: str | None) -> str:
 
 _HANDLERS = {
     "checkout.session.completed": _checkout,
+    "checkout.session.async_payment_succeeded": _checkout,  # paid later (bank debits)
     "invoice.paid": _invoice,
     "customer.subscription.updated": _subscription_updated,
     "customer.subscription.deleted": _subscription_deleted,
