@@ -8,24 +8,39 @@ import warnings
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
+from os import PathLike
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
+import anyio.abc
 import attrs
 import httpx
 
+from . import _json
 from ._bulk import make_batch
 from ._config import redact, resolve_endpoint, resolve_token
-from ._convert import encode, to_event
+from ._convert import CONVERTER, encode, to_event
 from ._delivery import Channel, TrackResult
-from ._errors import ClientClosedError, ConfigurationError
+from ._drain import Drainer, drain_channel
+from ._errors import (
+    APIConnectionError,
+    ClientClosedError,
+    ConfigurationError,
+    RateLimitError,
+    ServerError,
+)
 from ._event import RevenueEvent
+from ._http import idempotency_key
+from ._outbox import Outbox
 from ._report import BatchReport, Outcome, Progress
 from ._retry import RetryPolicy, to_seconds
 from ._senders import AiohttpSender, Backend, HttpxSender, Sender, check_backend, choose_backend
 
 logger = logging.getLogger("pulsora_revenue")
+
+#: Final outcomes of ``track`` that the outbox keeps for later, instead of raising.
+QUEUEABLE = (APIConnectionError, ServerError, RateLimitError)
 
 #: Connections kept by the client we create; track_many with a higher
 #: concurrency uses a pool of its own, sized to match.
@@ -57,6 +72,7 @@ class Revenue:
         transport: httpx.AsyncBaseTransport | None = None,
         debug: bool = False,
         backend: Backend | None = None,
+        outbox: str | PathLike[str] | None = None,
     ) -> None:
         self._token = resolve_token(api_token)
         self._url = resolve_endpoint(endpoint)
@@ -75,6 +91,9 @@ class Revenue:
         self._backend = backend
         self._sender_in_use: Sender | None = None
         self._closed = False
+        self._outbox = Outbox(outbox) if outbox is not None else None
+        self._drainer: Drainer | None = None
+        self._background: anyio.abc.TaskGroup | None = None
         self._channel = Channel(
             sender=self._sender,
             url=self._shown_url,
@@ -94,6 +113,10 @@ class Revenue:
 
     async def __aenter__(self) -> Self:
         self._sender()
+        if self._outbox is not None:  # deliver what earlier runs queued, in the background
+            self._background = anyio.create_task_group()
+            await self._background.__aenter__()
+            self._background.start_soon(self._drain().run)
         return self
 
     async def __aexit__(
@@ -105,12 +128,22 @@ class Revenue:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connections we opened; calling it again does nothing."""
+        """Stop delivering from the outbox, close the connections we opened; idempotent.
+
+        Rows still in the outbox stay there for the next run.
+        """
         if self._closed:
             return
+        if self._background is not None:
+            self._background.cancel_scope.cancel()
+            await self._background.__aexit__(None, None, None)
+            self._background = None
         self._closed = True
-        if self._sender_in_use is not None:
-            await self._sender_in_use.aclose()
+        with anyio.CancelScope(shield=True):
+            if self._outbox is not None:
+                await self._outbox.close()
+            if self._sender_in_use is not None:
+                await self._sender_in_use.aclose()
 
     def __del__(self) -> None:
         opened = getattr(self, "_sender_in_use", None) is not None and self._client is None
@@ -133,7 +166,48 @@ class Revenue:
         failure raises the matching ``APIError`` or ``APIConnectionError``.
         """
         revenue_event = to_event(event, fields)
-        return await self._channel.deliver(revenue_event, encode(revenue_event))
+        body = encode(revenue_event)
+        if self._outbox is None:
+            return await self._channel.deliver(revenue_event, body)
+        started = anyio.current_time()
+        try:
+            return await self._channel.deliver(revenue_event, body)
+        except QUEUEABLE as exc:
+            await self._queue(revenue_event, body, exc)
+            attempts = exc.attempts
+        elapsed = anyio.current_time() - started
+        return TrackResult(revenue_event, None, attempts, elapsed, queued=True)
+
+    async def _queue(self, event: RevenueEvent, body: bytes, error: Exception) -> None:
+        assert self._outbox is not None
+        transaction_id, event_type = event.dedup_key
+        data = _json.dumps(CONVERTER.unstructure(event)).decode()
+        await self._outbox.put(idempotency_key(event), transaction_id, event_type, data, body)
+        logger.info("queued %s in the outbox: %s", transaction_id, error)
+
+    async def flush(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 (the API)
+        """Deliver the outbox now, for at most *timeout* seconds; return what is left.
+
+        Rows waiting out a back-off are tried at once; while Pulsora is down,
+        tries are spaced by the drainer's back-off.
+        """
+        if self._outbox is None:
+            return 0
+        drainer = self._drain()
+        with anyio.move_on_after(timeout):
+            while await drainer.drain(due_only=False) or await self.outbox_size():  # noqa: ASYNC110
+                await anyio.sleep(max(drainer.pause, 0.05))  # a paced poll, as the API is down
+        return (await self._outbox.stats()).pending
+
+    async def outbox_size(self) -> int:
+        """How many events wait in the outbox (0 without one)."""
+        return 0 if self._outbox is None else (await self._outbox.stats()).pending
+
+    def _drain(self) -> Drainer:
+        assert self._outbox is not None
+        if self._drainer is None:
+            self._drainer = Drainer(self._outbox, drain_channel(self._channel))
+        return self._drainer
 
     async def track_many(
         self,

@@ -170,13 +170,13 @@ def _chaos(value: object) -> float:
 
 
 @contextmanager
-def serve_in_thread(app: Starlette, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve *app* with uvicorn on a free port of *host*, in a thread; yield its URL."""
+def serve_in_thread(app: Starlette, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve *app* with uvicorn on *port* (default: a free one) of *host*, in a thread."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)

@@ -1,0 +1,116 @@
+"""Draining the outbox: deliver queued events, oldest first, and back off while Pulsora is down."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import attrs
+
+from . import _json
+from ._convert import CONVERTER
+from ._delivery import Channel
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    DuplicateTransactionError,
+    PermissionDeniedError,
+    PulsoraError,
+    RateLimitError,
+    ServerError,
+    ValidationError,
+)
+from ._event import RevenueEvent
+from ._outbox import Outbox, Row
+from ._retry import RetryPolicy
+
+logger = logging.getLogger("pulsora_revenue")
+
+#: Rows claimed at a time.
+BATCH = 32
+#: Longest wait between two drains while Pulsora is down, and between two idle checks.
+MAX_PAUSE = 60.0
+IDLE_CHECK = 5.0
+
+_DOWN = (
+    APIConnectionError,
+    ServerError,
+    RateLimitError,
+    AuthenticationError,
+    PermissionDeniedError,
+)
+
+
+@attrs.define
+class Drainer:
+    """Delivers an outbox's rows over *channel*; one per ``Revenue`` with an outbox."""
+
+    outbox: Outbox
+    channel: Channel
+    wake: anyio.Event = attrs.Factory(anyio.Event)
+    pause: float = 0.0  # the current back-off, while Pulsora is down
+
+    async def drain(self, *, due_only: bool = True) -> int:
+        """Deliver rows until none is left or Pulsora is down; return how many went.
+
+        With *due_only* false, rows waiting out a back-off are taken too.
+        """
+        delivered = 0
+        while rows := await self.outbox.claim(BATCH, due_only=due_only):
+            for position, row in enumerate(rows):
+                outcome = await self._deliver(row)
+                if outcome == "down":
+                    await self._release(rows[position + 1 :])
+                    return delivered
+                delivered += outcome == "done"
+        self.pause = 0.0
+        return delivered
+
+    async def _deliver(self, row: Row) -> str:
+        try:
+            event = CONVERTER.structure(_json.loads(row.data), RevenueEvent)
+            await self.channel.deliver(event, row.body, key=row.idempotency_key)
+        except DuplicateTransactionError:
+            await self.outbox.done(row)  # recorded already: by an earlier, lost, answer
+            return "done"
+        except _DOWN as exc:
+            self.pause = min(MAX_PAUSE, max(1.0, self.pause * 2))
+            wait = exc.retry_after if isinstance(exc, RateLimitError) else None
+            await self.outbox.retry_later(row, max(self.pause, wait or 0.0), str(exc))
+            logger.info("outbox: Pulsora unavailable, next try in %.0f s: %s", self.pause, exc)
+            return "down"
+        except (APIError, ValidationError) as exc:  # refused for good, as it stands
+            await self.outbox.bury(row, str(exc))
+            logger.warning("outbox: dead letter %s: %s", row.idempotency_key[:12], exc)
+            return "dead"
+        await self.outbox.done(row)
+        return "done"
+
+    async def _release(self, rows: list[Row]) -> None:
+        for row in rows:
+            await self.outbox.retry_later(row, self.pause, "not tried: Pulsora was down")
+
+    async def run(self) -> None:
+        """Drain at once, then when woken, after a back-off, or every few seconds."""
+        while True:
+            try:
+                await self.drain()
+            except PulsoraError as exc:  # pragma: no cover - _deliver handles each
+                logger.warning("outbox: drain failed: %s", exc)
+            with anyio.move_on_after(self.pause or IDLE_CHECK):
+                await self.wake.wait()
+            self.wake = anyio.Event()
+
+
+def drain_channel(channel: Channel) -> Channel:
+    """The channel for draining: one quick attempt a row; the drainer backs off itself."""
+    policy = channel.policy
+    quick = RetryPolicy(
+        max_attempts=2,
+        initial_delay=policy.initial_delay,
+        max_delay=policy.max_delay,
+        deadline=min(policy.deadline, 10.0),
+        uniform=policy.uniform,
+    )
+    return attrs.evolve(channel, policy=quick)

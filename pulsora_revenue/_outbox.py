@@ -1,0 +1,225 @@
+"""The outbox: events that could not be delivered yet, kept in SQLite until they are.
+
+Every statement runs in a worker thread (``anyio.to_thread``), so the event
+loop never waits on the disk. Several processes may share one file (WAL mode):
+a drainer *claims* rows for a lease before sending them, so that two drainers
+never send the same row at once, and a crashed drainer's claims expire.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from os import PathLike
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import attrs
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    body BLOB NOT NULL,
+    enqueued_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    claimed_until REAL NOT NULL DEFAULT 0,
+    claim TEXT,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    idempotency_key TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    enqueued_at REAL NOT NULL,
+    died_at REAL NOT NULL,
+    error TEXT NOT NULL
+);
+"""
+
+#: Seconds a drainer may hold its claim on rows before others may take them.
+LEASE = 60.0
+
+
+@attrs.frozen
+class Row:
+    """One queued event."""
+
+    id: int
+    idempotency_key: str
+    data: str  # the wire ``data`` as JSON
+    body: bytes
+    attempts: int
+
+
+@attrs.frozen
+class Stats:
+    """What an outbox holds."""
+
+    pending: int
+    oldest: float | None  # when the oldest pending row was queued (Unix time)
+    dead: int
+
+
+class Outbox:
+    """An SQLite outbox file; all methods are async and run off the event loop."""
+
+    def __init__(self, path: str | PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"<Outbox {str(self.path)!r}>"
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a queued event survives a power cut
+            db.executescript(_SCHEMA)
+            self._db = db
+        return self._db
+
+    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        def locked() -> _T:
+            with self._lock:
+                return work(self._connect())
+
+        return await anyio.to_thread.run_sync(locked)
+
+    async def put(
+        self, key: str, transaction_id: str, event_type: str, data: str, body: bytes
+    ) -> None:
+        """Queue one event; it is on disk when this returns."""
+
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO outbox (idempotency_key, transaction_id, event_type, data, body,"
+                " enqueued_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (key, transaction_id, event_type, data, body, time.time()),
+            )
+
+        await self._run(insert)
+
+    async def claim(self, limit: int, *, due_only: bool = True) -> list[Row]:
+        """Take up to *limit* unclaimed rows, oldest first, for a lease.
+
+        With *due_only*, rows waiting out a back-off are left alone.
+        """
+        token = uuid.uuid4().hex
+
+        def take(db: sqlite3.Connection) -> list[Row]:
+            now = time.time()
+            due = now if due_only else float("inf")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "UPDATE outbox SET claim = ?, claimed_until = ? WHERE id IN (SELECT id FROM"
+                    " outbox WHERE claimed_until <= ? AND next_attempt_at <= ? ORDER BY id"
+                    " LIMIT ?)",
+                    (token, now + LEASE, now, due, limit),
+                )
+                rows = db.execute(
+                    "SELECT id, idempotency_key, data, body, attempts FROM outbox"
+                    " WHERE claim = ? ORDER BY id",
+                    (token,),
+                ).fetchall()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return [Row(*row) for row in rows]
+
+        return await self._run(take)
+
+    async def done(self, row: Row) -> None:
+        """Delete a delivered row."""
+        await self._run(lambda db: db.execute("DELETE FROM outbox WHERE id = ?", (row.id,)))
+
+    async def retry_later(self, row: Row, delay: float, error: str) -> None:
+        """Release *row* to be tried again after *delay* seconds."""
+
+        def release(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, claim = NULL,"
+                " claimed_until = 0, last_error = ? WHERE id = ?",
+                (time.time() + delay, error, row.id),
+            )
+
+        await self._run(release)
+
+    async def bury(self, row: Row, error: str) -> None:
+        """Move *row* to the dead letters: the server refused it for good."""
+
+        def move(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT INTO dead_letters (id, idempotency_key, transaction_id, event_type,"
+                    " data, enqueued_at, died_at, error) SELECT id, idempotency_key,"
+                    " transaction_id, event_type, data, enqueued_at, ?, ? FROM outbox"
+                    " WHERE id = ?",
+                    (time.time(), error, row.id),
+                )
+                db.execute("DELETE FROM outbox WHERE id = ?", (row.id,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        await self._run(move)
+
+    async def stats(self) -> Stats:
+        """How many rows wait, since when, and how many are dead letters."""
+
+        def read(db: sqlite3.Connection) -> Stats:
+            pending, oldest = db.execute("SELECT COUNT(*), MIN(enqueued_at) FROM outbox").fetchone()
+            (dead,) = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+            return Stats(int(pending), oldest, int(dead))
+
+        return await self._run(read)
+
+    async def export(self) -> list[dict[str, Any]]:
+        """Every pending row's wire data, oldest first."""
+        import json
+
+        def read(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = db.execute("SELECT data FROM outbox ORDER BY id").fetchall()
+            return [json.loads(data) for (data,) in rows]
+
+        return await self._run(read)
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        """The dead letters, with their errors."""
+
+        def read(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = db.execute(
+                "SELECT transaction_id, event_type, error, died_at FROM dead_letters ORDER BY id"
+            ).fetchall()
+            keys = ("transaction_id", "event_type", "error", "died_at")
+            return [dict(zip(keys, row, strict=True)) for row in rows]
+
+        return await self._run(read)
+
+    async def close(self) -> None:
+        def shut(db: sqlite3.Connection) -> None:
+            db.close()
+
+        if self._db is not None:
+            await self._run(shut)
+            self._db = None

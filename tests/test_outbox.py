@@ -1,0 +1,188 @@
+"""The outbox: nothing is lost while Pulsora is unreachable, nothing arrives twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from pulsora_revenue import BadRequestError, RetryPolicy, Revenue
+from pulsora_revenue._server import create_app, serve_in_thread
+
+from .conftest import DevServer
+from .data import EVENT, TOKEN
+
+pytestmark = pytest.mark.anyio
+
+QUICK = RetryPolicy(max_attempts=2, initial_delay=0.01, max_delay=0.01)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def events(count: int, prefix: str = "ob") -> list[dict[str, Any]]:
+    return [{**EVENT, "transaction_id": f"{prefix}_{n}"} for n in range(count)]
+
+
+async def test_events_queued_while_down_arrive_once_when_up(tmp_path: Path) -> None:
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}/api/ingest"
+    outbox = tmp_path / "outbox.sqlite"
+    revenue = Revenue(TOKEN, endpoint=endpoint, retry=QUICK, outbox=outbox)
+    results = [await revenue.track(event) for event in events(100)]
+    assert all(r.queued and r.status_code is None for r in results)
+    assert await revenue.outbox_size() == 100
+    with serve_in_thread(create_app(tmp_path / "db.sqlite"), port=port) as url:
+        assert await revenue.flush(timeout=60) == 0
+        async with httpx.AsyncClient() as client:
+            stored = (await client.get(f"{url}/api/events")).json()
+    await revenue.aclose()
+    assert sorted(e["transaction_id"] for e in stored) == sorted(f"ob_{n}" for n in range(100))
+
+
+async def test_the_background_drainer_delivers_on_its_own(
+    tmp_path: Path, server: DevServer
+) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    down = Revenue(
+        TOKEN, endpoint=f"http://127.0.0.1:{free_port()}/api/ingest", retry=QUICK, outbox=outbox
+    )
+    for event in events(10):
+        assert (await down.track(event)).queued
+    await down.aclose()
+    async with Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox) as revenue:
+        with anyio.fail_after(20):
+            while await revenue.outbox_size():  # noqa: ASYNC110 (polling what we test)
+                await anyio.sleep(0.05)
+    assert len(server.events()) == 10
+
+
+async def test_final_refusals_still_raise_and_are_not_queued(
+    tmp_path: Path, server: DevServer
+) -> None:
+    server.script({"status": 400})
+    async with Revenue(TOKEN, endpoint=server.endpoint, outbox=tmp_path / "o.sqlite") as revenue:
+        with pytest.raises(BadRequestError):
+            await revenue.track(EVENT)
+        assert await revenue.outbox_size() == 0
+
+
+async def test_a_400_while_draining_becomes_a_dead_letter(
+    tmp_path: Path, server: DevServer
+) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    down = Revenue(
+        TOKEN, endpoint=f"http://127.0.0.1:{free_port()}/api/ingest", retry=QUICK, outbox=outbox
+    )
+    for event in events(3):
+        await down.track(event)
+    await down.aclose()
+    server.script({"status": 400})
+    revenue = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
+    assert await revenue.flush(timeout=30) == 0
+    assert revenue._outbox is not None
+    dead = await revenue._outbox.dead_letters()
+    await revenue.aclose()
+    assert [d["transaction_id"] for d in dead] == ["ob_0"]
+    assert "HTTP 400" in dead[0]["error"]
+    assert sorted(str(e["transaction_id"]) for e in server.events()) == ["ob_1", "ob_2"]
+
+
+async def test_two_drainers_on_one_file_send_each_event_once(
+    tmp_path: Path, server: DevServer
+) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    down = Revenue(
+        TOKEN, endpoint=f"http://127.0.0.1:{free_port()}/api/ingest", retry=QUICK, outbox=outbox
+    )
+    for event in events(150):
+        await down.track(event)
+    await down.aclose()
+    first = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
+    second = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
+    async with anyio.create_task_group() as group:
+        group.start_soon(first.flush, 60)
+        group.start_soon(second.flush, 60)
+    await first.aclose()
+    await second.aclose()
+    assert len(server.events()) == 150
+    async with httpx.AsyncClient() as client:
+        page = (await client.get(server.url)).text
+    assert ">409<" not in page, "no event was sent twice"
+
+
+async def test_outbox_io_never_blocks_the_event_loop(tmp_path: Path, server: DevServer) -> None:
+    from pulsora_revenue import testing
+
+    testing.set_testing(False)
+    outbox = tmp_path / "outbox.sqlite"
+    down = Revenue(
+        TOKEN, endpoint=f"http://127.0.0.1:{free_port()}/api/ingest", retry=QUICK, outbox=outbox
+    )
+    worst = 0.0
+
+    async def watch_the_loop() -> None:
+        nonlocal worst
+        while True:
+            before = anyio.current_time()
+            await anyio.sleep(0.002)
+            worst = max(worst, anyio.current_time() - before - 0.002)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch_the_loop)
+        for event in events(100):
+            await down.track(event)
+        revenue = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
+        assert await revenue.flush(timeout=60) == 0
+        group.cancel_scope.cancel()
+    await down.aclose()
+    await revenue.aclose()
+    assert worst < 0.25, f"the loop was blocked for {worst * 1000:.0f} ms"
+
+
+def test_a_killed_process_loses_nothing_it_queued(tmp_path: Path, server: DevServer) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    script = textwrap.dedent(
+        f"""
+        import anyio, sys, time
+        from pulsora_revenue import Revenue, RetryPolicy
+        async def main():
+            revenue = Revenue({TOKEN!r}, endpoint="http://127.0.0.1:{free_port()}/api/ingest",
+                              retry=RetryPolicy(max_attempts=1), outbox={str(outbox)!r})
+            for n in range(20):
+                result = await revenue.track({{**{EVENT!r}, "transaction_id": f"kill_{{n}}"}})
+                assert result.queued
+            print("queued", flush=True)
+            time.sleep(60)
+        anyio.run(main)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "queued"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)
+    process.stdout.close()
+
+    async def deliver() -> int:
+        revenue = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
+        left = await revenue.flush(timeout=60)
+        await revenue.aclose()
+        return left
+
+    assert anyio.run(deliver) == 0
+    stored = sorted(str(e["transaction_id"]) for e in server.events())
+    assert stored == sorted(f"kill_{n}" for n in range(20))
