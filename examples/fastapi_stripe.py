@@ -10,6 +10,10 @@ metadata when it creates the Checkout Session (``metadata``, and
 ``subscription_data.metadata`` for subscriptions), so that the webhook can
 attribute the money. Renewals and refunds made in Stripe's dashboard carry no
 metadata: ``lookup_attribution`` is where your own records fill in.
+
+The app keeps an outbox (``PULSORA_OUTBOX``, default ``revenue-outbox.sqlite``):
+when Pulsora cannot be reached, ``track`` queues the event on disk and returns,
+the webhook is acknowledged, and the event is delivered in the background.
 """
 
 from __future__ import annotations
@@ -85,4 +89,6 @@ def create_app(stripe_secret: str | None = None, **revenue_options: Any) -> Fast
 
 
 if os.environ.get("STRIPE_WEBHOOK_SECRET"):
-    app = create_app()
+    # With an outbox, a Pulsora outage does not fail the webhook: the event is
+    # kept on disk and delivered in the background once Pulsora is back.
+    app = create_app(outbox=os.environ.get("PULSORA_OUTBOX", "revenue-outbox.sqlite"))

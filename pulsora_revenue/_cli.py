@@ -67,7 +67,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backfill(commands)
     _add_validate(commands)
     _add_demo(commands)
+    _add_outbox(commands)
     return parser
+
+
+def _add_outbox(commands: Any) -> None:
+    outbox = commands.add_parser(
+        "outbox",
+        help="show, drain or export an outbox file",
+        description="Show how many events wait in the outbox PATH, since when, and its dead "
+        "letters (events Pulsora refused for good, with the error). --drain delivers what "
+        "waits now (token from PULSORA_SECRET_TOKEN or --token-file); --export writes the "
+        "waiting events as JSON Lines, which backfill takes.",
+        epilog="examples:\n  pulsora-revenue outbox revenue-outbox.sqlite\n"
+        "  pulsora-revenue outbox revenue-outbox.sqlite --drain\n"
+        "  pulsora-revenue outbox revenue-outbox.sqlite --export pending.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    outbox.add_argument("path", metavar="PATH")
+    outbox.add_argument("--drain", action="store_true", help="deliver the waiting events now")
+    outbox.add_argument("--timeout", type=float, default=60.0, help="for --drain (60 s)")
+    outbox.add_argument("--export", metavar="FILE", help="write the waiting events to FILE")
+    outbox.add_argument("--endpoint", help="ingest URL (default $PULSORA_ENDPOINT or Pulsora)")
+    outbox.add_argument("--token-file", metavar="PATH", help="read the secret token from PATH")
+    outbox.set_defaults(run=lambda args: _run("outbox", args))
 
 
 def _add_backfill(commands: Any) -> None:

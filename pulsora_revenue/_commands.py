@@ -192,7 +192,58 @@ def _wait_for_ctrl_c() -> None:
         pass
 
 
+def run_outbox(args: argparse.Namespace, console: Console) -> int:
+    """``pulsora-revenue outbox PATH``: what waits, the dead letters; drain or export."""
+    from datetime import UTC, datetime
+
+    from ._outbox import Outbox
+
+    if not Path(args.path).is_file():
+        raise ConfigurationError(f"there is no outbox at {args.path}")
+
+    async def main() -> int:
+        outbox = Outbox(args.path)
+        try:
+            if args.export:
+                rows = await outbox.export()
+                lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+                await anyio.Path(args.export).write_text(lines, encoding="utf-8")
+                console.print(f"Exported {len(rows)} pending events to {args.export}.")
+            if args.drain:
+                async with Revenue(
+                    _read_token(args.token_file) if args.token_file else None,
+                    endpoint=args.endpoint,
+                    outbox=args.path,
+                ) as revenue:
+                    before = await revenue.outbox_size()
+                    left = await revenue.flush(timeout=args.timeout)
+                console.print(f"Delivered {before - left} events; {left} still waiting.")
+            stats = await outbox.stats()
+            dead = await outbox.dead_letters()
+        finally:
+            await outbox.close()
+        oldest = (
+            datetime.fromtimestamp(stats.oldest, UTC).isoformat(timespec="seconds")
+            if stats.oldest is not None
+            else "-"
+        )
+        console.print(
+            f"{stats.pending} events waiting (oldest queued {oldest}), {stats.dead} dead letters."
+        )
+        for letter in dead[-20:]:
+            kind = letter["event_type"] or "-"
+            console.print(
+                f"dead: {letter['transaction_id']} ({kind}): {letter['error']}",
+                highlight=False,
+                markup=False,
+            )
+        return 1 if stats.pending and args.drain else 0
+
+    return anyio.run(main)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
+    "outbox": run_outbox,
     "backfill": run_backfill,
     "validate": run_validate,
     "demo": run_demo,

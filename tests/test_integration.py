@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -165,3 +166,25 @@ def test_the_example_over_real_http_with_the_emulator(server: DevServer) -> None
     assert (again.status_code, again.json()) == (200, {"tracked": 0})
     (stored,) = server.events()
     assert stored["amount"] == 49.99
+
+
+@backends
+def test_with_an_outbox_an_outage_is_acknowledged_and_delivered_later(
+    backend: Backend, tmp_path: Path
+) -> None:
+    fake = FakePulsora()
+    fake.outage(503, seconds=3600)
+    outbox = tmp_path / "outbox.sqlite"
+    app = create_app(SECRET, api_token=TOKEN, transport=fake.transport, outbox=outbox)
+    with TestClient(app, backend=backend) as test_client:
+        response = post(test_client, event("checkout.session.completed", paid_session()))
+    assert response.status_code == 200
+    assert response.json() == {"tracked": 1}
+    assert fake.events == []
+    fake.faults.clear()
+    app = create_app(SECRET, api_token=TOKEN, transport=fake.transport, outbox=outbox)
+    with TestClient(app, backend=backend):  # the lifespan's drainer delivers in the background
+        deadline = time.monotonic() + 20
+        while not fake.events and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert [e.transaction_id for e in fake.events] == [paid_session()["id"]]

@@ -186,3 +186,33 @@ def test_a_killed_process_loses_nothing_it_queued(tmp_path: Path, server: DevSer
     assert anyio.run(deliver) == 0
     stored = sorted(str(e["transaction_id"]) for e in server.events())
     assert stored == sorted(f"kill_{n}" for n in range(20))
+
+
+def test_the_outbox_command_shows_drains_and_exports(
+    tmp_path: Path,
+    server: DevServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pulsora_revenue._cli import main
+
+    outbox = tmp_path / "outbox.sqlite"
+
+    async def queue() -> None:
+        endpoint = f"http://127.0.0.1:{free_port()}/api/ingest"
+        async with Revenue(TOKEN, endpoint=endpoint, retry=QUICK, outbox=outbox) as down:
+            for event in events(5, "cli"):
+                assert (await down.track(event)).queued
+
+    anyio.run(queue)
+    assert main(["outbox", str(outbox)]) == 0
+    assert "5 events waiting" in capsys.readouterr().out
+    export = tmp_path / "pending.jsonl"
+    assert main(["outbox", str(outbox), "--export", str(export)]) == 0
+    assert len(export.read_text().splitlines()) == 5
+    monkeypatch.setenv("PULSORA_SECRET_TOKEN", TOKEN)
+    monkeypatch.setenv("PULSORA_ENDPOINT", server.endpoint)
+    assert main(["outbox", str(outbox), "--drain"]) == 0
+    assert "Delivered 5 events; 0 still waiting." in capsys.readouterr().out
+    assert len(server.events()) == 5
+    assert main(["outbox", str(tmp_path / "nothing.sqlite")]) == 2
