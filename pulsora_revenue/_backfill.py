@@ -25,34 +25,14 @@ _BAD = (OutcomeStatus.INVALID, OutcomeStatus.FAILED)
 
 
 @attrs.define
-class Tally:
-    """What a backfill did, kept up to date as it runs (so that Ctrl-C can report it)."""
+class Tally(BatchReport):
+    """A backfill's counts, kept up to date as it runs (so that Ctrl-C can report them).
 
-    sent: int = 0
-    duplicates: int = 0
-    skipped: int = 0
-    invalid: int = 0
-    failed: int = 0
-    resumed: int = 0  # rows the checkpoint had from an earlier run
-    elapsed: float = 0.0
-    report: BatchReport | None = None
+    Besides a ``BatchReport``'s counts: ``resumed``, the rows the checkpoint had
+    from an earlier run. Unreadable rows count as invalid.
+    """
 
-    @property
-    def ok(self) -> bool:
-        return not (self.invalid or self.failed)
-
-    def count(self, status: OutcomeStatus) -> None:
-        match status:
-            case OutcomeStatus.SENT:
-                self.sent += 1
-            case OutcomeStatus.DUPLICATE:
-                self.duplicates += 1
-            case OutcomeStatus.SKIPPED:
-                self.skipped += 1
-            case OutcomeStatus.INVALID:
-                self.invalid += 1
-            case OutcomeStatus.FAILED:
-                self.failed += 1
+    resumed: int = 0
 
 
 def write_failure(out: IO[str], line: int, row: object, error: str) -> None:
@@ -96,7 +76,7 @@ async def backfill(
 
     def on_result(outcome: Outcome) -> None:
         line = lines.pop(outcome.index)
-        tally.count(outcome.status)
+        tally.count(outcome, keep_failures=False)
         if outcome.status in _DONE and outcome.event is not None:
             checkpoint.add(outcome.event.dedup_key)
         elif outcome.status in _BAD:
@@ -110,5 +90,5 @@ async def backfill(
         on_progress=on_progress,
         keep_failures=False,
     )
-    tally.report, tally.elapsed = report, report.elapsed
+    tally.elapsed, tally.stopped = report.elapsed, report.stopped
     return tally

@@ -88,8 +88,7 @@ def _add_outbox(commands: Any) -> None:
     outbox.add_argument("--drain", action="store_true", help="deliver the waiting events now")
     outbox.add_argument("--timeout", type=float, default=60.0, help="for --drain (60 s)")
     outbox.add_argument("--export", metavar="FILE", help="write the waiting events to FILE")
-    outbox.add_argument("--endpoint", help="ingest URL (default $PULSORA_ENDPOINT or Pulsora)")
-    outbox.add_argument("--token-file", metavar="PATH", help="read the secret token from PATH")
+    _add_connection(outbox)
     outbox.set_defaults(run=lambda args: _run("outbox", args))
 
 
@@ -116,8 +115,7 @@ def _add_backfill(commands: Any) -> None:
     backfill.add_argument(
         "--rate", type=parse_rate, metavar="N/PERIOD", help="at most this rate, e.g. 2000/h"
     )
-    backfill.add_argument("--endpoint", help="ingest URL (default $PULSORA_ENDPOINT or Pulsora)")
-    backfill.add_argument("--token-file", metavar="PATH", help="read the secret token from PATH")
+    _add_connection(backfill)
     backfill.add_argument("--checkpoint", metavar="PATH", help="default FILE.checkpoint.sqlite")
     backfill.add_argument("--failures", metavar="PATH", help="default FILE.failures.jsonl")
     backfill.add_argument(
@@ -156,6 +154,11 @@ def _add_demo(commands: Any) -> None:
     demo.add_argument("--seed", type=int, default=7, help="for the generated sample")
     demo.add_argument("--keep", action="store_true", help="keep the emulator running after")
     demo.set_defaults(run=lambda args: _run("demo", args))
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="ingest URL (default $PULSORA_ENDPOINT or Pulsora)")
+    parser.add_argument("--token-file", metavar="PATH", help="read the secret token from PATH")
 
 
 def _add_format(parser: argparse.ArgumentParser) -> None:

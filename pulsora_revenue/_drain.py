@@ -59,7 +59,12 @@ class Drainer:
         delivered = 0
         while rows := await self.outbox.claim(BATCH, due_only=due_only):
             for position, row in enumerate(rows):
-                outcome = await self._deliver(row)
+                try:
+                    outcome = await self._deliver(row)
+                except BaseException:  # cancelled (aclose): hand the rest back at once
+                    with anyio.CancelScope(shield=True):
+                        await self.outbox.release(rows[position:])
+                    raise
                 if outcome == "down":
                     await self._release(rows[position + 1 :])
                     return delivered

@@ -163,6 +163,17 @@ class Outbox:
 
         await self._run(release)
 
+    async def release(self, rows: list[Row]) -> None:
+        """Give claimed *rows* back untried (a drainer is stopping)."""
+
+        def free(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "UPDATE outbox SET claim = NULL, claimed_until = 0 WHERE id = ?",
+                [(row.id,) for row in rows],
+            )
+
+        await self._run(free)
+
     async def bury(self, row: Row, error: str) -> None:
         """Move *row* to the dead letters: the server refused it for good."""
 

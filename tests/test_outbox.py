@@ -37,6 +37,14 @@ def events(count: int, prefix: str = "ob") -> list[dict[str, Any]]:
     return [{**EVENT, "transaction_id": f"{prefix}_{n}"} for n in range(count)]
 
 
+async def queue_while_down(outbox: Path, rows: list[dict[str, Any]]) -> None:
+    """Track *rows* against a closed port: every one ends up in *outbox*."""
+    endpoint = f"http://127.0.0.1:{free_port()}/api/ingest"
+    async with Revenue(TOKEN, endpoint=endpoint, retry=QUICK, outbox=outbox) as down:
+        for row in rows:
+            assert (await down.track(row)).queued
+
+
 async def test_events_queued_while_down_arrive_once_when_up(tmp_path: Path) -> None:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}/api/ingest"
@@ -57,12 +65,7 @@ async def test_the_background_drainer_delivers_on_its_own(
     tmp_path: Path, server: DevServer
 ) -> None:
     outbox = tmp_path / "outbox.sqlite"
-    down = Revenue(
-        TOKEN, endpoint=f"http://127.0.0.1:{free_port()}/api/ingest", retry=QUICK, outbox=outbox
-    )
-    for event in events(10):
-        assert (await down.track(event)).queued
-    await down.aclose()
+    await queue_while_down(outbox, events(10))
     async with Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox) as revenue:
         with anyio.fail_after(20):
             while await revenue.outbox_size():  # noqa: ASYNC110 (polling what we test)
@@ -84,12 +87,7 @@ async def test_a_400_while_draining_becomes_a_dead_letter(
     tmp_path: Path, server: DevServer
 ) -> None:
     outbox = tmp_path / "outbox.sqlite"
-    down = Revenue(
-        TOKEN, endpoint=f"http://127.0.0.1:{free_port()}/api/ingest", retry=QUICK, outbox=outbox
-    )
-    for event in events(3):
-        await down.track(event)
-    await down.aclose()
+    await queue_while_down(outbox, events(3))
     server.script({"status": 400})
     revenue = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
     assert await revenue.flush(timeout=30) == 0
@@ -105,12 +103,7 @@ async def test_two_drainers_on_one_file_send_each_event_once(
     tmp_path: Path, server: DevServer
 ) -> None:
     outbox = tmp_path / "outbox.sqlite"
-    down = Revenue(
-        TOKEN, endpoint=f"http://127.0.0.1:{free_port()}/api/ingest", retry=QUICK, outbox=outbox
-    )
-    for event in events(150):
-        await down.track(event)
-    await down.aclose()
+    await queue_while_down(outbox, events(150))
     first = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
     second = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
     async with anyio.create_task_group() as group:
@@ -129,9 +122,6 @@ async def test_outbox_io_never_blocks_the_event_loop(tmp_path: Path, server: Dev
 
     testing.set_testing(False)
     outbox = tmp_path / "outbox.sqlite"
-    down = Revenue(
-        TOKEN, endpoint=f"http://127.0.0.1:{free_port()}/api/ingest", retry=QUICK, outbox=outbox
-    )
     worst = 0.0
 
     async def watch_the_loop() -> None:
@@ -143,12 +133,10 @@ async def test_outbox_io_never_blocks_the_event_loop(tmp_path: Path, server: Dev
 
     async with anyio.create_task_group() as group:
         group.start_soon(watch_the_loop)
-        for event in events(100):
-            await down.track(event)
+        await queue_while_down(outbox, events(100))
         revenue = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
         assert await revenue.flush(timeout=60) == 0
         group.cancel_scope.cancel()
-    await down.aclose()
     await revenue.aclose()
     assert worst < 0.25, f"the loop was blocked for {worst * 1000:.0f} ms"
 
@@ -198,13 +186,7 @@ def test_the_outbox_command_shows_drains_and_exports(
 
     outbox = tmp_path / "outbox.sqlite"
 
-    async def queue() -> None:
-        endpoint = f"http://127.0.0.1:{free_port()}/api/ingest"
-        async with Revenue(TOKEN, endpoint=endpoint, retry=QUICK, outbox=outbox) as down:
-            for event in events(5, "cli"):
-                assert (await down.track(event)).queued
-
-    anyio.run(queue)
+    anyio.run(queue_while_down, outbox, events(5, "cli"))
     assert main(["outbox", str(outbox)]) == 0
     assert "5 events waiting" in capsys.readouterr().out
     export = tmp_path / "pending.jsonl"
@@ -216,3 +198,22 @@ def test_the_outbox_command_shows_drains_and_exports(
     assert "Delivered 5 events; 0 still waiting." in capsys.readouterr().out
     assert len(server.events()) == 5
     assert main(["outbox", str(tmp_path / "nothing.sqlite")]) == 2
+
+
+async def test_closing_while_draining_hands_the_rows_back(
+    tmp_path: Path, server: DevServer
+) -> None:
+    from pulsora_revenue import testing
+
+    testing.set_testing(False)
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, events(40))
+    slow: dict[str, object] = {"delay": 0.2}
+    server.script(*([slow] * 40))
+    async with Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox):
+        await anyio.sleep(0.3)  # the background drainer is in the middle of its batch
+    server.reset()
+    again = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
+    with anyio.fail_after(20):  # not the 60 s lease of a claim left behind
+        assert await again.flush(timeout=30) == 0
+    await again.aclose()
