@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import attrs
 
+from . import _json
 from ._checkpoint import Checkpoint, normalise_key
 from ._client import Revenue
 from ._report import BatchReport, Outcome, OutcomeStatus, Progress
@@ -36,13 +37,20 @@ class Tally(BatchReport):
 
 
 def write_failure(out: IO[str], line: int, row: object, error: str) -> None:
-    """One line of the failures file: the row's fields, with ``_line`` and ``_error``."""
-    record = {"_line": line, "_error": error}
+    """One line of the failures file: the row's fields, with ``_line`` and ``_error``.
+
+    Decimals keep their digits; a line that was not JSON is kept whole in ``_input``.
+    """
+    record: dict[str, Any] = {"_line": line, "_error": error}
     if isinstance(row, dict):
         record.update(row)
     elif row is not None:
         record["_input"] = row
-    out.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+    try:
+        text = _json.dumps_body(record).decode()
+    except (TypeError, ValueError):
+        text = json.dumps(record, default=str, ensure_ascii=False)
+    out.write(text + "\n")
     out.flush()
 
 
@@ -65,7 +73,7 @@ async def backfill(
         for row in rows:
             if row.fields is None:
                 tally.invalid += 1
-                write_failure(failures, row.line, None, row.problem)
+                write_failure(failures, row.line, row.raw or None, row.problem)
                 continue
             key = normalise_key(row.fields.get("transaction_id"), row.fields.get("event_type"))
             if key is not None and key in checkpoint:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from ._errors import ConfigurationError
+
 
 def normalise_key(transaction_id: object, event_type: object) -> tuple[str, str] | None:
     """The key of a raw row as ``RevenueEvent.dedup_key`` would have it; None if unusable."""
@@ -22,9 +24,14 @@ def normalise_key(transaction_id: object, event_type: object) -> tuple[str, str]
 
 
 class Checkpoint:
-    """An SQLite file of accepted keys."""
+    """An SQLite file of accepted keys, for one endpoint.
 
-    def __init__(self, path: str | Path) -> None:
+    The keys say what one endpoint accepted: a checkpoint made against the
+    emulator must not make a real run skip everything, so a checkpoint made
+    for another endpoint is refused.
+    """
+
+    def __init__(self, path: str | Path, *, endpoint: str) -> None:
         self.path = Path(path)
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -33,6 +40,15 @@ class Checkpoint:
             "CREATE TABLE IF NOT EXISTS done (transaction_id TEXT NOT NULL, "
             "event_type TEXT NOT NULL, PRIMARY KEY (transaction_id, event_type)) WITHOUT ROWID"
         )
+        self._db.execute("CREATE TABLE IF NOT EXISTS about (key TEXT PRIMARY KEY, value TEXT)")
+        self._db.execute("INSERT OR IGNORE INTO about VALUES ('endpoint', ?)", (endpoint,))
+        (made_for,) = self._db.execute("SELECT value FROM about WHERE key = 'endpoint'").fetchone()
+        if made_for != endpoint:
+            self._db.close()
+            raise ConfigurationError(
+                f"the checkpoint {self.path} was made for {made_for}, not {endpoint}; "
+                "use another --checkpoint file for this endpoint"
+            )
 
     def __contains__(self, key: tuple[str, str]) -> bool:
         found = self._db.execute(

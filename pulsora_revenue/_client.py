@@ -23,24 +23,19 @@ from ._config import redact, resolve_endpoint, resolve_token
 from ._convert import CONVERTER, encode, to_event
 from ._delivery import Channel, TrackResult
 from ._drain import Drainer, drain_channel
-from ._errors import (
-    APIConnectionError,
-    ClientClosedError,
-    ConfigurationError,
-    RateLimitError,
-    ServerError,
-)
+from ._errors import APIConnectionError, APIError, ClientClosedError, ConfigurationError
 from ._event import RevenueEvent
 from ._http import idempotency_key
 from ._outbox import Outbox
 from ._report import BatchReport, Outcome, Progress
-from ._retry import RetryPolicy, to_seconds
+from ._retry import RETRYABLE_STATUSES, RetryPolicy, to_seconds
 from ._senders import AiohttpSender, Backend, HttpxSender, Sender, check_backend, choose_backend
 
 logger = logging.getLogger("pulsora_revenue")
 
-#: Final outcomes of ``track`` that the outbox keeps for later, instead of raising.
-QUEUEABLE = (APIConnectionError, ServerError, RateLimitError)
+#: Final statuses of ``track`` that the outbox keeps for later, instead of raising
+#: (with every failure to get an answer at all).
+QUEUEABLE_STATUSES = RETRYABLE_STATUSES | {501, 505}
 
 #: Connections kept by the client we create; track_many with a higher
 #: concurrency uses a pool of its own, sized to match.
@@ -107,6 +102,11 @@ class Revenue:
         return f"<Revenue{state} endpoint={self._shown_url!r} token={redact(self._token)!r}>"
 
     @property
+    def endpoint(self) -> str:
+        """The ingest URL events are sent to."""
+        return self._shown_url
+
+    @property
     def retry(self) -> RetryPolicy:
         """The retry policy in force."""
         return self._retry
@@ -114,6 +114,7 @@ class Revenue:
     async def __aenter__(self) -> Self:
         self._sender()
         if self._outbox is not None:  # deliver what earlier runs queued, in the background
+            await self._outbox.open()  # a bad path fails here, not in the background
             self._background = anyio.create_task_group()
             await self._background.__aenter__()
             self._background.start_soon(self._drain().run)
@@ -134,16 +135,18 @@ class Revenue:
         """
         if self._closed:
             return
-        if self._background is not None:
-            self._background.cancel_scope.cancel()
-            await self._background.__aexit__(None, None, None)
-            self._background = None
         self._closed = True
-        with anyio.CancelScope(shield=True):
-            if self._outbox is not None:
-                await self._outbox.close()
-            if self._sender_in_use is not None:
-                await self._sender_in_use.aclose()
+        try:
+            if self._background is not None:
+                background, self._background = self._background, None
+                background.cancel_scope.cancel()
+                await background.__aexit__(None, None, None)
+        finally:
+            with anyio.CancelScope(shield=True):
+                if self._outbox is not None:
+                    await self._outbox.close()
+                if self._sender_in_use is not None:
+                    await self._sender_in_use.aclose()
 
     def __del__(self) -> None:
         opened = getattr(self, "_sender_in_use", None) is not None and self._client is None
@@ -172,7 +175,9 @@ class Revenue:
         started = anyio.current_time()
         try:
             return await self._channel.deliver(revenue_event, body)
-        except QUEUEABLE as exc:
+        except (APIConnectionError, APIError) as exc:
+            if isinstance(exc, APIError) and exc.status_code not in QUEUEABLE_STATUSES:
+                raise  # refused for good: a queue must not fill with what can never pass
             await self._queue(revenue_event, body, exc)
             attempts = exc.attempts
         elapsed = anyio.current_time() - started

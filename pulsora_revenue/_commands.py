@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sqlite3
 import tempfile
 from collections.abc import Callable
 from decimal import Decimal
@@ -40,7 +41,7 @@ def run_backfill(args: argparse.Namespace, console: Console) -> int:
     total = count_rows(args.file, form)
     rate = args.rate[0] / args.rate[1] if args.rate else None
     tally = Tally()
-    checkpoint = Checkpoint(checkpoint_path)
+    checkpoint = Checkpoint(checkpoint_path, endpoint=revenue.endpoint)
     try:
         with opened(args.file) as handle, failures_path.open("w", encoding="utf-8") as failures:
             from ._console import Display, summary
@@ -206,9 +207,9 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
         try:
             if args.export:
                 rows = await outbox.export()
-                lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-                await anyio.Path(args.export).write_text(lines, encoding="utf-8")
+                await anyio.Path(args.export).write_text("".join(f"{row}\n" for row in rows))
                 console.print(f"Exported {len(rows)} pending events to {args.export}.")
+            dead_before = (await outbox.stats()).dead
             if args.drain:
                 async with Revenue(
                     _read_token(args.token_file) if args.token_file else None,
@@ -217,7 +218,12 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
                 ) as revenue:
                     before = await revenue.outbox_size()
                     left = await revenue.flush(timeout=args.timeout)
-                console.print(f"Delivered {before - left} events; {left} still waiting.")
+                buried = (await outbox.stats()).dead - dead_before
+                delivered = before - left - buried
+                console.print(
+                    f"Delivered {delivered} events; {buried} refused for good (dead letters); "
+                    f"{left} still waiting."
+                )
             stats = await outbox.stats()
             dead = await outbox.dead_letters()
         finally:
@@ -237,7 +243,8 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
                 highlight=False,
                 markup=False,
             )
-        return 1 if stats.pending and args.drain else 0
+        refused = args.drain and stats.dead > dead_before
+        return 1 if args.drain and (stats.pending or refused) else 0
 
     return anyio.run(main)
 
@@ -253,13 +260,20 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
 def run(name: str, args: argparse.Namespace) -> int:
     """Run command *name*; a configuration or I/O problem is one line, not a traceback."""
     console = Console()
+    errors = Console(stderr=True, soft_wrap=True, highlight=False)
     try:
         return COMMANDS[name](args, console)
     except (ConfigurationError, OSError) as exc:
         message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
-        Console(stderr=True).print(f"error: {message}{where}", highlight=False, markup=False)
+        errors.print(f"error: {message}{where}", markup=False)
+        return 2
+    except UnicodeDecodeError as exc:
+        errors.print(f"error: the input is not UTF-8 text ({exc.reason} at byte {exc.start})")
+        return 2
+    except sqlite3.DatabaseError as exc:
+        errors.print(f"error: not a usable SQLite file: {exc}", markup=False)
         return 2
     except PulsoraError as exc:
-        Console(stderr=True).print(f"error: {exc}", highlight=False, markup=False)
+        errors.print(f"error: {exc}", markup=False)
         return 1

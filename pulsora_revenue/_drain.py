@@ -16,7 +16,6 @@ from ._errors import (
     AuthenticationError,
     DuplicateTransactionError,
     PermissionDeniedError,
-    PulsoraError,
     RateLimitError,
     ServerError,
     ValidationError,
@@ -27,8 +26,9 @@ from ._retry import RetryPolicy
 
 logger = logging.getLogger("pulsora_revenue")
 
-#: Rows claimed at a time.
-BATCH = 32
+#: Rows claimed at a time: each takes at most the drain deadline (10 s), so that a
+#: batch is sent well within the claim's lease, and no other drainer takes them.
+BATCH = 4
 #: Longest wait between two drains while Pulsora is down, and between two idle checks.
 MAX_PAUSE = 60.0
 IDLE_CHECK = 5.0
@@ -40,6 +40,9 @@ _DOWN = (
     AuthenticationError,
     PermissionDeniedError,
 )
+
+#: Statuses that refuse the event itself, for good: such rows become dead letters.
+PERMANENT = frozenset({400, 413, 422})
 
 
 @attrs.define
@@ -69,7 +72,8 @@ class Drainer:
                     await self._release(rows[position + 1 :])
                     return delivered
                 delivered += outcome == "done"
-        self.pause = 0.0
+        if delivered:
+            self.pause = 0.0
         return delivered
 
     async def _deliver(self, row: Row) -> str:
@@ -79,15 +83,19 @@ class Drainer:
         except DuplicateTransactionError:
             await self.outbox.done(row)  # recorded already: by an earlier, lost, answer
             return "done"
-        except _DOWN as exc:
-            self.pause = min(MAX_PAUSE, max(1.0, self.pause * 2))
-            wait = exc.retry_after if isinstance(exc, RateLimitError) else None
-            await self.outbox.retry_later(row, max(self.pause, wait or 0.0), str(exc))
-            logger.info("outbox: Pulsora unavailable, next try in %.0f s: %s", self.pause, exc)
-            return "down"
-        except (APIError, ValidationError) as exc:  # refused for good, as it stands
+        except (*_DOWN, APIError) as exc:
+            if isinstance(exc, _DOWN) or exc.status_code not in PERMANENT:
+                # Pulsora down, or a 408, or a proxy's 404: not the row's fault.
+                self.pause = min(MAX_PAUSE, max(1.0, self.pause * 2))
+                wait = exc.retry_after if isinstance(exc, RateLimitError) else None
+                await self.outbox.retry_later(row, max(self.pause, wait or 0.0), str(exc))
+                logger.info("outbox: not delivered, next try in %.0f s: %s", self.pause, exc)
+                return "down"
             await self.outbox.bury(row, str(exc))
             logger.warning("outbox: dead letter %s: %s", row.idempotency_key[:12], exc)
+            return "dead"
+        except (ValidationError, ValueError) as exc:  # a row this version cannot read
+            await self.outbox.bury(row, f"unreadable: {exc}")
             return "dead"
         await self.outbox.done(row)
         return "done"
@@ -97,12 +105,17 @@ class Drainer:
             await self.outbox.retry_later(row, self.pause, "not tried: Pulsora was down")
 
     async def run(self) -> None:
-        """Drain at once, then when woken, after a back-off, or every few seconds."""
+        """Drain at once, then when woken, after a back-off, or every few seconds.
+
+        Nothing a drain raises (a full disk, a locked file) may end this loop: it
+        runs beside the application's own code, which it must never cancel.
+        """
         while True:
             try:
                 await self.drain()
-            except PulsoraError as exc:  # pragma: no cover - _deliver handles each
-                logger.warning("outbox: drain failed: %s", exc)
+            except Exception:
+                self.pause = min(MAX_PAUSE, max(1.0, self.pause * 2))
+                logger.exception("outbox: drain failed, next try in %.0f s", self.pause)
             with anyio.move_on_after(self.pause or IDLE_CHECK):
                 await self.wake.wait()
             self.wake = anyio.Event()

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import attrs
 
+from ._errors import ConfigurationError
+
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -49,8 +51,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 """
 
-#: Seconds a drainer may hold its claim on rows before others may take them.
-LEASE = 60.0
+#: Seconds a drainer may hold its claim on rows before others may take them. A
+#: drainer claims few rows at a time, each sent within a deadline well inside it.
+LEASE = 120.0
 
 
 @attrs.frozen
@@ -62,6 +65,7 @@ class Row:
     data: str  # the wire ``data`` as JSON
     body: bytes
     attempts: int
+    claim: str  # the claim under which this drainer holds the row
 
 
 @attrs.frozen
@@ -135,7 +139,7 @@ class Outbox:
                     (token, now + LEASE, now, due, limit),
                 )
                 rows = db.execute(
-                    "SELECT id, idempotency_key, data, body, attempts FROM outbox"
+                    "SELECT id, idempotency_key, data, body, attempts, claim FROM outbox"
                     " WHERE claim = ? ORDER BY id",
                     (token,),
                 ).fetchall()
@@ -149,7 +153,11 @@ class Outbox:
 
     async def done(self, row: Row) -> None:
         """Delete a delivered row."""
-        await self._run(lambda db: db.execute("DELETE FROM outbox WHERE id = ?", (row.id,)))
+        await self._run(
+            lambda db: db.execute(
+                "DELETE FROM outbox WHERE id = ? AND claim = ?", (row.id, row.claim)
+            )
+        )
 
     async def retry_later(self, row: Row, delay: float, error: str) -> None:
         """Release *row* to be tried again after *delay* seconds."""
@@ -157,8 +165,8 @@ class Outbox:
         def release(db: sqlite3.Connection) -> None:
             db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, claim = NULL,"
-                " claimed_until = 0, last_error = ? WHERE id = ?",
-                (time.time() + delay, error, row.id),
+                " claimed_until = 0, last_error = ? WHERE id = ? AND claim = ?",
+                (time.time() + delay, error, row.id, row.claim),
             )
 
         await self._run(release)
@@ -168,8 +176,8 @@ class Outbox:
 
         def free(db: sqlite3.Connection) -> None:
             db.executemany(
-                "UPDATE outbox SET claim = NULL, claimed_until = 0 WHERE id = ?",
-                [(row.id,) for row in rows],
+                "UPDATE outbox SET claim = NULL, claimed_until = 0 WHERE id = ? AND claim = ?",
+                [(row.id, row.claim) for row in rows],
             )
 
         await self._run(free)
@@ -184,10 +192,10 @@ class Outbox:
                     "INSERT INTO dead_letters (id, idempotency_key, transaction_id, event_type,"
                     " data, enqueued_at, died_at, error) SELECT id, idempotency_key,"
                     " transaction_id, event_type, data, enqueued_at, ?, ? FROM outbox"
-                    " WHERE id = ?",
-                    (time.time(), error, row.id),
+                    " WHERE id = ? AND claim = ?",
+                    (time.time(), error, row.id, row.claim),
                 )
-                db.execute("DELETE FROM outbox WHERE id = ?", (row.id,))
+                db.execute("DELETE FROM outbox WHERE id = ? AND claim = ?", (row.id, row.claim))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -205,13 +213,11 @@ class Outbox:
 
         return await self._run(read)
 
-    async def export(self) -> list[dict[str, Any]]:
-        """Every pending row's wire data, oldest first."""
-        import json
+    async def export(self) -> list[str]:
+        """Every pending row's wire data as stored (JSON text, exact), oldest first."""
 
-        def read(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = db.execute("SELECT data FROM outbox ORDER BY id").fetchall()
-            return [json.loads(data) for (data,) in rows]
+        def read(db: sqlite3.Connection) -> list[str]:
+            return [data for (data,) in db.execute("SELECT data FROM outbox ORDER BY id")]
 
         return await self._run(read)
 
@@ -228,9 +234,17 @@ class Outbox:
         return await self._run(read)
 
     async def close(self) -> None:
-        def shut(db: sqlite3.Connection) -> None:
-            db.close()
+        def shut() -> None:
+            with self._lock:
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
 
-        if self._db is not None:
-            await self._run(shut)
-            self._db = None
+        await anyio.to_thread.run_sync(shut)
+
+    async def open(self) -> None:
+        """Open (and create) the file now, so that a bad path fails here, not later."""
+        try:
+            await self._run(lambda db: None)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open the outbox {self.path}: {exc}") from None

@@ -24,6 +24,8 @@ import attrs
 Format = Literal["jsonl", "csv"]
 
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_LEADING_ZERO = re.compile(r"-?0[0-9]")  # a zip code or an id, not a number
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
 @attrs.frozen
@@ -33,6 +35,7 @@ class Row:
     line: int
     fields: dict[str, Any] | None
     problem: str = ""
+    raw: str = ""  # the line as read, when it could not be parsed
 
 
 def guess_format(path: str, given: Format | None) -> Format:
@@ -48,7 +51,7 @@ def opened(path: str) -> Iterator[IO[str]]:
     if path == "-":
         yield io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
         return
-    with Path(path).open(encoding="utf-8", newline="") as handle:
+    with Path(path).open(encoding="utf-8-sig", newline="") as handle:  # a BOM, from Excel
         yield handle
 
 
@@ -59,8 +62,8 @@ def read(handle: IO[str], form: Format) -> Iterator[Row]:
 
 def count_rows(path: str, form: Format) -> int | None:
     """How many rows a file holds (None for standard input), by a quick scan."""
-    if path == "-":
-        return None
+    if path == "-" or not Path(path).is_file():
+        return None  # standard input, a pipe, a FIFO: counting would consume it
     with Path(path).open("rb") as handle:
         lines = sum(1 for line in handle if line.strip())
     return max(0, lines - 1) if form == "csv" else lines
@@ -73,7 +76,7 @@ def _read_jsonl(handle: IO[str]) -> Iterator[Row]:
         try:
             value = json.loads(line, parse_float=Decimal)
         except ValueError as exc:
-            yield Row(number, None, f"not valid JSON: {exc}")
+            yield Row(number, None, f"not valid JSON: {exc}", raw=line.rstrip("\r\n"))
             continue
         if not isinstance(value, dict):
             yield Row(number, None, f"expected a JSON object, got {type(value).__name__}")
@@ -91,16 +94,19 @@ def _read_csv(handle: IO[str]) -> Iterator[Row]:
                 continue  # a short row, or an empty cell: absent
             if column.startswith("metadata."):
                 metadata[column.removeprefix("metadata.")] = _cell(cell)
+            elif column == "is_recurring":
+                fields[column] = _BOOLEANS.get(cell.strip().lower(), cell)
             elif not column.startswith("_"):
-                fields[column] = _cell(cell) if column == "is_recurring" else cell
+                fields[column] = cell
         if metadata:
             fields["metadata"] = metadata
         yield Row(reader.line_num, fields)
 
 
 def _cell(cell: str) -> Any:
+    """A metadata cell: a number or boolean when it plainly is one, else the text."""
     text = cell.strip()
-    if _NUMBER.fullmatch(text):
+    if _NUMBER.fullmatch(text) and not _LEADING_ZERO.match(text):
         return Decimal(text) if "." in text else int(text)
     if text.lower() in ("true", "false"):
         return text.lower() == "true"

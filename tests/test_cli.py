@@ -174,8 +174,9 @@ def test_failures_file_is_taken_as_input_again(env: DevServer, tmp_path: Path) -
     )
     assert main(["backfill", str(source), "--no-progress"]) == 1
     failures = tmp_path / "p.jsonl.failures.jsonl"
-    fixed = failures.read_text().replace('"amount": "0"', '"amount": "5"')
-    failures.write_text(fixed)
+    (row,) = [json.loads(line) for line in failures.read_text().splitlines()]
+    assert row["_line"] == 1
+    failures.write_text(json.dumps({**row, "amount": "5"}) + "\n")
     assert main(["backfill", str(failures), "--no-progress"]) == 0
     assert [e["transaction_id"] for e in env.events()] == ["fix_me"]
 
@@ -332,3 +333,35 @@ def test_every_command_has_help_with_examples(
         main([command, "--help"])
     assert info.value.code == 0
     assert "examples:" in capsys.readouterr().out
+
+
+def test_a_checkpoint_is_for_one_endpoint(
+    env: DevServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_jsonl(tmp_path / "p.jsonl", purchases(3))
+    assert main(["backfill", str(source), "--no-progress"]) == 0
+    elsewhere = "http://127.0.0.1:9/api/ingest"
+    assert main(["backfill", str(source), "--no-progress", "--endpoint", elsewhere]) == 2
+    assert "was made for" in capsys.readouterr().err
+
+
+def test_csv_from_excel_with_zip_codes_and_flags(env: DevServer, tmp_path: Path) -> None:
+    source = tmp_path / "excel.csv"
+    source.write_bytes(
+        "\ufeffvisitor_fingerprint,session_id,customer_id,amount,transaction_id,event_type,"
+        "is_recurring,metadata.zip\nfp,s,c,12.50,xl_1,renewal,1,02134\n".encode()
+    )
+    assert main(["backfill", str(source), "--no-progress"]) == 0
+    (stored,) = env.events("xl_1")
+    assert stored["is_recurring"] is True
+    assert stored["metadata"] == {"zip": "02134"}
+
+
+def test_an_unparsable_line_is_kept_whole_in_the_failures(env: DevServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "p.jsonl", purchases(1), ['{"amount": 5,\n'])
+    assert main(["backfill", str(source), "--no-progress"]) == 1
+    (failure,) = [
+        json.loads(line) for line in (tmp_path / "p.jsonl.failures.jsonl").read_text().splitlines()
+    ]
+    assert failure["_input"] == '{"amount": 5,'
+    assert failure["_line"] == 2

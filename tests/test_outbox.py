@@ -195,7 +195,9 @@ def test_the_outbox_command_shows_drains_and_exports(
     monkeypatch.setenv("PULSORA_SECRET_TOKEN", TOKEN)
     monkeypatch.setenv("PULSORA_ENDPOINT", server.endpoint)
     assert main(["outbox", str(outbox), "--drain"]) == 0
-    assert "Delivered 5 events; 0 still waiting." in capsys.readouterr().out
+    assert "Delivered 5 events; 0 refused for good (dead letters); 0 still waiting." in (
+        capsys.readouterr().out
+    )
     assert len(server.events()) == 5
     assert main(["outbox", str(tmp_path / "nothing.sqlite")]) == 2
 
@@ -217,3 +219,46 @@ async def test_closing_while_draining_hands_the_rows_back(
     with anyio.fail_after(20):  # not the 60 s lease of a claim left behind
         assert await again.flush(timeout=30) == 0
     await again.aclose()
+
+
+async def test_a_bad_outbox_path_fails_at_the_start(tmp_path: Path) -> None:
+    from pulsora_revenue import ConfigurationError
+
+    revenue = Revenue(TOKEN, outbox=tmp_path / "missing" / "outbox.sqlite")
+    with pytest.raises(ConfigurationError, match="cannot open the outbox"):
+        await revenue.__aenter__()
+    await revenue.aclose()
+
+
+async def test_an_unreadable_row_is_a_dead_letter_not_a_crash(
+    tmp_path: Path, server: DevServer
+) -> None:
+    from pulsora_revenue._outbox import Outbox
+
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    await outbox.put("k" * 64, "tx_bad", "purchase", "{not json", b"{}")
+    await outbox.close()
+    await queue_while_down(tmp_path / "outbox.sqlite", events(2))
+    async with Revenue(
+        TOKEN, endpoint=server.endpoint, outbox=tmp_path / "outbox.sqlite"
+    ) as revenue:
+        assert await revenue.flush(timeout=30) == 0
+        assert revenue._outbox is not None
+        (dead,) = await revenue._outbox.dead_letters()
+    assert dead["transaction_id"] == "tx_bad"
+    assert len(server.events()) == 2
+
+
+async def test_a_408_is_queued_and_stays_queued(tmp_path: Path, server: DevServer) -> None:
+    timeout: dict[str, object] = {"status": 408}
+    server.script(*([timeout] * 100))
+    outbox = tmp_path / "outbox.sqlite"
+    async with Revenue(TOKEN, endpoint=server.endpoint, retry=QUICK, outbox=outbox) as revenue:
+        assert (await revenue.track(EVENT)).queued
+        assert revenue._outbox is not None
+        assert await revenue.flush(timeout=0.5) == 1
+        assert (await revenue._outbox.stats()).dead == 0
+        async with httpx.AsyncClient() as client:
+            await client.delete(f"{server.url}/api/faults")
+        assert await revenue.flush(timeout=30) == 0
+    assert len(server.events()) == 1
