@@ -30,15 +30,15 @@ keys ``visitor_fingerprint`` and ``session_id`` unless *keys* says otherwise.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from .._event import RevenueEvent
 from .._fields import EventType
 from .._money import currency_exponent
 from . import _signing
-from ._common import DEFAULT_KEYS, Resolver, attribute, build, currency, major, moment, monthly
+from ._common import DEFAULT_KEYS, Resolver, attribute, build, currency, major, moment
 from ._payload import Node
+from ._stripe_prices import invoice_mrr, items_mrr
 
 __all__ = ["SCHEME", "sign", "to_revenue_events", "verify"]
 
@@ -180,7 +180,7 @@ async def _invoice(context: _Context) -> list[RevenueEvent]:
     for line in lines.items("data") if lines else []:
         sources.append((f"{line.path}.metadata", line.metadata("metadata")))
     customer = _customer(invoice, invoice.metadata("metadata"))
-    mrr = _invoice_mrr(lines, exponent) if kind is EventType.SUBSCRIPTION else None
+    mrr = invoice_mrr(lines, exponent) if kind is EventType.SUBSCRIPTION else None
     return [
         build(
             invoice.path,
@@ -196,61 +196,6 @@ async def _invoice(context: _Context) -> list[RevenueEvent]:
             is_recurring=True,
         )
     ]
-
-
-def _invoice_mrr(lines: Node | None, exponent: int) -> Decimal | None:
-    """The monthly amount of an invoice's subscription lines; None if the shape hides it.
-
-    Invoices of API versions from 2025-03-31 carry only a price id on their
-    lines, not its interval: then the MRR is not in the payload.
-    """
-    total = Decimal(0)
-    for line in lines.items("data") if lines else []:
-        if line.get("proration") is True:
-            continue
-        price = line.maybe_child("price")
-        if price is None:
-            return None
-        recurring = price.maybe_child("recurring")
-        if recurring is None:
-            continue  # a one-off item on the invoice
-        amount = _monthly_price(price, recurring, _quantity(line))
-        if amount is None:
-            return None
-        total += amount
-    return major(total, exponent)
-
-
-def _quantity(node: Node) -> int:
-    """The quantity of an item or line; absent means one (zero stays zero)."""
-    return 1 if node.get("quantity") is None else node.integer("quantity")
-
-
-def _monthly_price(price: Node, recurring: Node, quantity: int) -> Decimal | None:
-    """The monthly amount in minor units; None for prices without a unit amount (tiered)."""
-    if recurring.get("usage_type") == "metered":
-        return Decimal(0)  # billed by use afterwards: not recurring revenue
-    if price.get("unit_amount_decimal") is not None:
-        unit = price.decimal("unit_amount_decimal")
-    elif price.get("unit_amount") is not None:
-        unit = price.decimal("unit_amount")
-    else:
-        return None  # tiered or custom pricing: the amount depends on usage we do not see
-    count = 1 if recurring.get("interval_count") is None else recurring.integer("interval_count")
-    return monthly(unit * quantity, recurring.text("interval"), count, recurring.path)
-
-
-def _items_mrr(items: list[Node]) -> Decimal | None:
-    total = Decimal(0)
-    for item in items:
-        price = item.child("price")
-        recurring = price.maybe_child("recurring")
-        if recurring is not None:
-            amount = _monthly_price(price, recurring, _quantity(item))
-            if amount is None:
-                return None
-            total += amount
-    return total
 
 
 async def _subscription_updated(context: _Context) -> list[RevenueEvent]:
@@ -270,7 +215,7 @@ async def _subscription_updated(context: _Context) -> list[RevenueEvent]:
     if code is None:
         return []
     exponent = _exponent(code)
-    new_minor, old_minor = _items_mrr(items), _items_mrr(old_items)
+    new_minor, old_minor = items_mrr(items), items_mrr(old_items)
     if new_minor is None or old_minor is None:
         return []  # tiered prices: the monthly amount is not in the payload
     new, old = major(new_minor, exponent), major(old_minor, exponent)
@@ -300,7 +245,7 @@ async def _subscription_deleted(context: _Context) -> list[RevenueEvent]:
     if not items:
         return []
     code = currency(items[0].child("price"), "currency")
-    lost_minor = _items_mrr(items)
+    lost_minor = items_mrr(items)
     lost = None if lost_minor is None else -major(lost_minor, _exponent(code))
     metadata = subscription.metadata("metadata")
     customer = _customer(subscription, metadata)
