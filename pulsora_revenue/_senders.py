@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Literal, Protocol
 
@@ -44,6 +46,15 @@ class Sender(Protocol):
 
     async def aclose(self) -> None:
         """Release the connections, if this sender owns them."""
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment (``HTTPS_PROXY``, ``NO_PROXY``...) sets for *url*."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy is None or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
 def deadline_passed() -> Reply:
@@ -105,6 +116,9 @@ class AiohttpSender:
     def __init__(self, url: str, headers: Mapping[str, str], timeout: float, *, limit: int) -> None:
         self._url, self._headers, self._timeout, self._limit = url, dict(headers), timeout, limit
         self._session: aiohttp.ClientSession | None = None
+        # Proxies from the environment, as httpx does; looked up once, not per request
+        # (aiohttp's trust_env does it in a worker thread for every request).
+        self._proxy = env_proxy(url)
 
     def __repr__(self) -> str:
         return f"<AiohttpSender {self._url!r}>"
@@ -116,11 +130,7 @@ class AiohttpSender:
             return deadline_passed()
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limit)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                trust_env=True,  # proxies, as httpx
-            )
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
         timeout = aiohttp.ClientTimeout(
             total=budget, connect=self._timeout, sock_connect=self._timeout, sock_read=self._timeout
         )
@@ -131,6 +141,7 @@ class AiohttpSender:
                 headers={"Idempotency-Key": key},
                 timeout=timeout,
                 allow_redirects=False,
+                proxy=self._proxy,
             ) as response:
                 content = await response.read()
                 return answered(response.status, response.headers, content, scrub)
