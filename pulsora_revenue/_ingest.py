@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from decimal import Decimal
 from typing import Any, Protocol
 
 import attrs
@@ -145,8 +144,7 @@ class Ingest:
     def _check_token(self, token: object) -> Answer | None:
         if not isinstance(token, str) or not token:
             return _error(401, "Missing API token")
-        known = self.tokens if self.tokens is not None else None
-        if known is not None and token not in known:
+        if self.tokens is not None and token not in self.tokens:
             return _error(401, "Invalid API token")
         if not token.startswith(("sec_", "pub_")):
             return _error(401, "Invalid API token")
@@ -191,8 +189,3 @@ def summarise_body(body: bytes, limit: int = 2000) -> str:
     """Return a body as text for display, shortened and with bad bytes replaced."""
     text = body[:limit].decode("utf-8", errors="replace")
     return text if len(body) <= limit else f"{text}..."
-
-
-def amount_text(value: Decimal) -> str:
-    """Format a Decimal amount for display, exactly."""
-    return format(value, "f")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import attrs
+
+from . import _json
 
 Format = Literal["jsonl", "csv"]
 
@@ -74,7 +75,7 @@ def _read_jsonl(handle: IO[str]) -> Iterator[Row]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line, parse_float=Decimal)
+            value = _json.loads(line)
         except ValueError as exc:
             yield Row(number, None, f"not valid JSON: {exc}", raw=line.rstrip("\r\n"))
             continue

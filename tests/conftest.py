@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import attrs
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from pulsora_revenue import testing
 from pulsora_revenue._server import create_app, serve_in_thread
@@ -72,16 +70,11 @@ class DevServer:
         return result
 
 
-def serve(app: Starlette) -> AbstractContextManager[str]:
-    """Serve *app* with uvicorn on a free loopback port, in a thread; yield its URL."""
-    return serve_in_thread(app)
-
-
 @pytest.fixture(scope="session")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     """The real ``pulsora-revenue dev`` app, served by uvicorn on loopback."""
     db = tmp_path_factory.mktemp("dev") / "events.sqlite"
-    with serve(create_app(db)) as url:
+    with serve_in_thread(create_app(db)) as url:
         yield DevServer(url, db)
 
 

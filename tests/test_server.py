@@ -23,9 +23,9 @@ from pulsora_revenue import (
     ValidationError,
     testing,
 )
-from pulsora_revenue._server import create_app
+from pulsora_revenue._server import create_app, serve_in_thread
 
-from .conftest import DevServer, serve
+from .conftest import DevServer
 from .data import EVENT as PURCHASE
 from .data import TOKEN
 from .test_ingest import MALFORMED, SECRET
@@ -90,7 +90,7 @@ async def test_429_with_retry_after_is_waited_out(server: DevServer) -> None:
 
 
 async def test_rate_limited_server(tmp_path: Path) -> None:
-    with serve(create_app(tmp_path / "db.sqlite", rate_limit=(1, 3600))) as url:
+    with serve_in_thread(create_app(tmp_path / "db.sqlite", rate_limit=(1, 3600))) as url:
         async with Revenue(TOKEN, endpoint=f"{url}/api/ingest") as revenue:
             await revenue.track(EVENT)
             with pytest.raises(RateLimitError) as info:
@@ -201,10 +201,10 @@ async def test_bad_fault_script_is_a_400(server: DevServer) -> None:
 async def test_events_survive_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "events.sqlite"
     for transaction_id in ("tx_1", "tx_2"):
-        with serve(create_app(db)) as url:
+        with serve_in_thread(create_app(db)) as url:
             async with Revenue(TOKEN, endpoint=f"{url}/api/ingest") as revenue:
                 await revenue.track({**EVENT, "transaction_id": transaction_id})
-    with serve(create_app(db)) as url:
+    with serve_in_thread(create_app(db)) as url:
         async with httpx.AsyncClient() as client:
             events = (await client.get(f"{url}/api/events")).json()
         async with Revenue(TOKEN, endpoint=f"{url}/api/ingest") as revenue:
