@@ -47,6 +47,10 @@ class Reply:
     timed_out: bool = False
 
 
+#: The replies to a success, made once: they are immutable, and the common case.
+_ACCEPTED = {status: Reply(Observation(status)) for status in (200, 201, 202, 204)}
+
+
 def idempotency_key(event: RevenueEvent) -> str:
     """Derive the same key for every attempt of one (transaction_id, event_type)."""
     transaction_id, event_type = event.dedup_key
@@ -59,7 +63,7 @@ def answered(
 ) -> Reply:
     """The reply for an HTTP answer: its status, Retry-After, and error text."""
     if 200 <= status < 300:
-        return Reply(Observation(status))
+        return _ACCEPTED.get(status) or Reply(Observation(status))
     retry_after = parse_retry_after(headers.get("Retry-After"))
     message = shorten(scrub(server_message(status, headers, content)))
     return Reply(Observation(status, retry_after=retry_after), message=message)
@@ -71,10 +75,15 @@ def no_answer(
     sent: bool = True,
     retryable: bool = True,
     timed_out: bool = False,
+    detail: str | None = None,
 ) -> Reply:
-    """The reply when no answer came: *sent* if the request may have reached the server."""
+    """The reply when no answer came: *sent* if the request may have reached the server.
+
+    The failure is described by its type and *detail*, or its own message.
+    """
     seen = Observation(None, sent=sent, retryable=retryable)
-    return Reply(seen, failure=f"{type(failure).__name__}: {failure}", timed_out=timed_out)
+    text = f"{type(failure).__name__}: {failure if detail is None else detail}"
+    return Reply(seen, failure=text, timed_out=timed_out)
 
 
 def server_message(status: int, headers: Mapping[str, str], content: bytes) -> str:

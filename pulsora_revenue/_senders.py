@@ -61,6 +61,18 @@ def deadline_passed() -> Reply:
     return no_answer(TimeoutError("the call's deadline ran out"), retryable=False, timed_out=True)
 
 
+def timed_out(failure: BaseException, what: str, timeout: float, *, sent: bool = True) -> Reply:
+    """The reply when one attempt ran out of its *timeout*: worth another attempt."""
+    return no_answer(failure, sent=sent, timed_out=True, detail=f"{what} within {timeout:g} s")
+
+
+def out_of_time(failure: TimeoutError, budget: float, timeout: float) -> Reply:
+    """The reply when an attempt limited to ``min(budget, timeout)`` ran out of time."""
+    if budget <= timeout:
+        return deadline_passed()
+    return timed_out(failure, "no answer", timeout)
+
+
 class HttpxSender:
     """Over an ``httpx.AsyncClient``; redirects are never followed (they would carry the token)."""
 
@@ -90,13 +102,16 @@ class HttpxSender:
             timeout=self._timeout,
         )
         try:
-            with anyio.fail_after(budget):
+            with anyio.fail_after(min(budget, self._timeout)):
                 response = await self._client.send(request, follow_redirects=False)
-        except TimeoutError:
-            return deadline_passed()
+        except TimeoutError as exc:
+            return out_of_time(exc, budget, self._timeout)
+        except httpx.ConnectTimeout as exc:
+            return timed_out(exc, "could not connect", self._timeout, sent=False)
+        except httpx.PoolTimeout as exc:
+            return timed_out(exc, "no free connection", self._timeout, sent=False)
         except httpx.TimeoutException as exc:
-            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-            return no_answer(exc, sent=sent, timed_out=True)
+            return timed_out(exc, "no answer", self._timeout)
         except httpx.ConnectError as exc:
             return no_answer(exc, sent=False)
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
@@ -116,6 +131,9 @@ class AiohttpSender:
     def __init__(self, url: str, headers: Mapping[str, str], timeout: float, *, limit: int) -> None:
         self._url, self._headers, self._timeout, self._limit = url, dict(headers), timeout, limit
         self._session: aiohttp.ClientSession | None = None
+        # One total per attempt, not aiohttp's sock_read: that one re-arms a timer
+        # on every chunk received, which costs a tenth of the request.
+        self._attempt_timeout = self._client_timeout(timeout)
         # Proxies from the environment, as httpx does; looked up once, not per request
         # (aiohttp's trust_env does it in a worker thread for every request).
         self._proxy = env_proxy(url)
@@ -131,9 +149,9 @@ class AiohttpSender:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limit)
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
-        timeout = aiohttp.ClientTimeout(
-            total=budget, connect=self._timeout, sock_connect=self._timeout, sock_read=self._timeout
-        )
+        timeout = self._attempt_timeout
+        if budget < self._timeout:  # the deadline comes first
+            timeout = self._client_timeout(budget)
         try:
             async with self._session.post(
                 self._url,
@@ -146,9 +164,9 @@ class AiohttpSender:
                 content = await response.read()
                 return answered(response.status, response.headers, content, scrub)
         except aiohttp.ConnectionTimeoutError as exc:
-            return no_answer(exc, sent=False, timed_out=True)
+            return timed_out(exc, "could not connect", self._timeout, sent=False)
         except aiohttp.ServerTimeoutError as exc:  # a read timed out: it may have landed
-            return no_answer(exc, timed_out=True)
+            return timed_out(exc, "no answer", self._timeout)
         except aiohttp.ClientConnectorError as exc:
             return no_answer(exc, sent=False)
         except (
@@ -157,10 +175,13 @@ class AiohttpSender:
             aiohttp.ClientResponseError,  # a malformed answer, after the request went out
         ) as exc:
             return no_answer(exc)  # the answer was lost on the way
-        except TimeoutError:
-            return deadline_passed()
+        except TimeoutError as exc:
+            return out_of_time(exc, budget, self._timeout)
         except aiohttp.ClientError as exc:
             return no_answer(exc, sent=False, retryable=False)
+
+    def _client_timeout(self, total: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=total, connect=self._timeout, sock_connect=self._timeout)
 
     async def aclose(self) -> None:
         if self._session is not None:

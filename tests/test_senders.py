@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
+import httpx
 import pytest
 
-from pulsora_revenue import ConfigurationError, Revenue
-from pulsora_revenue._senders import env_proxy
+from pulsora_revenue import ConfigurationError, Revenue, testing
+from pulsora_revenue._convert import encode, to_event
+from pulsora_revenue._http import Reply, idempotency_key
+from pulsora_revenue._retry import Observation
+from pulsora_revenue._senders import AiohttpSender, HttpxSender, Sender, env_proxy
 
-from .data import TOKEN
+from .conftest import DevServer
+from .data import EVENT, TOKEN
+
+pytestmark = pytest.mark.anyio
 
 
 def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,9 +31,71 @@ def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_aiohttp_cannot_use_an_httpx_transport() -> None:
-    import httpx
-
     with pytest.raises(ConfigurationError, match="cannot use an httpx"):
         Revenue(
             TOKEN, backend="aiohttp", transport=httpx.MockTransport(lambda r: httpx.Response(202))
         )
+
+
+@pytest.fixture(params=["httpx", "aiohttp"])
+async def make_sender(
+    request: pytest.FixtureRequest, anyio_backend: str, server: DevServer
+) -> AsyncIterator[Callable[[float], Sender]]:
+    """Build senders of one backend to the dev server, with a given per-attempt timeout."""
+    if request.param == "aiohttp" and anyio_backend != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+    made: list[Sender] = []
+
+    def make(timeout: float) -> Sender:
+        headers = {"X-API-Token": TOKEN, "Content-Type": "application/json"}
+        sender: Sender
+        if request.param == "aiohttp":
+            sender = AiohttpSender(server.endpoint, headers, timeout, limit=4)
+        else:
+            client = httpx.AsyncClient()
+            sender = HttpxSender(client, httpx.URL(server.endpoint), headers, timeout, owned=True)
+        made.append(sender)
+        return sender
+
+    yield make
+    for sender in made:
+        await sender.aclose()
+
+
+def _post(sender: Sender, *, budget: float) -> Awaitable[Reply]:
+    event = to_event(EVENT, {})
+    return sender.post(encode(event), idempotency_key(event), budget=budget, scrub=str)
+
+
+async def test_an_attempt_is_cut_off_at_the_timeout_and_may_have_landed(
+    make_sender: Callable[[float], Sender], server: DevServer
+) -> None:
+    testing.set_testing(False)
+    server.script({"delay": 2})
+    started = anyio.current_time()
+    reply = await _post(make_sender(0.2), budget=30)
+    assert anyio.current_time() - started < 1.5
+    assert reply.seen == Observation(None, sent=True, retryable=True)
+    assert reply.timed_out
+    assert "0.2 s" in reply.failure
+
+
+async def test_an_attempt_cut_off_by_the_deadline_is_final(
+    make_sender: Callable[[float], Sender], server: DevServer
+) -> None:
+    testing.set_testing(False)
+    server.script({"delay": 2})
+    started = anyio.current_time()
+    reply = await _post(make_sender(10), budget=0.2)
+    assert anyio.current_time() - started < 1.5
+    assert reply.seen == Observation(None, sent=True, retryable=False)
+    assert reply.timed_out
+    assert "deadline" in reply.failure
+
+
+async def test_an_answer_within_the_timeout_is_taken(
+    make_sender: Callable[[float], Sender], server: DevServer
+) -> None:
+    reply = await _post(make_sender(5), budget=5)
+    assert reply.seen.status_code == 202
+    assert len(server.events("tx_1")) == 1
