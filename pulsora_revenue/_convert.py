@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 import cattrs
+from cattrs.fns import identity
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from . import _json
@@ -31,14 +32,18 @@ def make_converter() -> cattrs.Converter:
 
 def configure_converter(converter: cattrs.Converter) -> None:
     """Register our hooks for ``RevenueEvent`` on *converter*."""
-    converter.register_unstructure_hook(Decimal, lambda d: d)
-    converter.register_unstructure_hook(EventType, lambda e: e.value)
+    # Identity hooks are inlined by cattrs' generated code: no call per field.
+    for passthrough in (Decimal, Decimal | None, str | None, bool | None):
+        converter.register_unstructure_hook(passthrough, identity)
+    converter.register_unstructure_hook(EventType, str)
     converter.register_unstructure_hook(Mapping, _plain)
     data = make_dict_unstructure_fn(
         RevenueEvent,
         converter,
         _cattrs_omit_if_default=True,
         currency=override(omit_if_default=False),
+        event_type=override(unstruct_hook=str),  # only called when set: not None
+        metadata=override(unstruct_hook=_plain),  # likewise
         occurred_at=override(omit=True),
     )
 
@@ -79,9 +84,13 @@ def _structure_event(value: object, _: type[RevenueEvent]) -> RevenueEvent:
     return event
 
 
+#: Metadata values that are already plain (most of them): no call needed.
+_SCALARS = frozenset({str, int, float, bool, type(None), Decimal})
+
+
 def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
     """Unfreeze metadata into plain dicts and lists for the encoder."""
-    return {k: _plain_value(v) for k, v in value.items()}
+    return {k: v if type(v) in _SCALARS else _plain_value(v) for k, v in value.items()}
 
 
 def _plain_value(value: object) -> object:

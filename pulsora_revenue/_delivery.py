@@ -77,7 +77,7 @@ class Channel:
         maybe_delivered = False
         requests = tries = paced = 0
         while True:
-            if pacing is not None:  # time spent paced is not the event's own
+            if pacing is not None and not pacing.idle:  # time paced is not the event's own
                 before = watch.elapsed()
                 await pacing.wait()
                 watch.exclude(watch.elapsed() - before)
@@ -85,7 +85,8 @@ class Channel:
             reply = await self.sender().post(body, key, budget=budget, scrub=self.scrub)
             requests += 1
             elapsed = watch.elapsed()
-            self._log(event, reply, requests, elapsed)
+            if self.debug:
+                self._log(event, reply, requests, elapsed)
             if pacing is not None and reply.seen.status_code == 429 and paced < MAX_PACED:
                 paced += 1  # waiting out a 429 is not a failed attempt, within reason
                 wait = reply.seen.retry_after or policy.backoff(1)
@@ -111,8 +112,6 @@ class Channel:
             await watch.sleep(decision.delay)
 
     def _log(self, event: RevenueEvent, reply: Reply, attempt: int, elapsed: float) -> None:
-        if not self.debug:
-            return
         status = reply.seen.status_code
         answer = str(status) if status is not None else reply.failure.split(":")[0]
         logger.debug(

@@ -106,7 +106,7 @@ class RevenueEvent:
     @property
     def dedup_key(self) -> tuple[str, str]:
         """The de-duplication key: ``(transaction_id, event_type)``."""
-        return (self.transaction_id, self.event_type.value if self.event_type else "")
+        return (self.transaction_id, str(self.event_type) if self.event_type else "")
 
 
 def _lift_occurred_at(

@@ -80,6 +80,11 @@ class Pacing:
     gate: RateGate
     bucket: TokenBucket | None = None
 
+    @property
+    def idle(self) -> bool:
+        """True while there is nothing to wait for: no bucket, and no 429 so far."""
+        return self.bucket is None and not self.gate.closures
+
     async def wait(self) -> None:
         await self.gate.wait()
         if self.bucket is not None:

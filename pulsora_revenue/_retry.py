@@ -119,6 +119,9 @@ class Decision:
     duplicate: bool = False
 
 
+_DELIVERED = Decision(Verdict.DELIVERED)
+
+
 def decide(
     policy: RetryPolicy,
     seen: Observation,
@@ -136,7 +139,7 @@ def decide(
     """
     status = seen.status_code
     if status is not None and 200 <= status < 300:
-        return Decision(Verdict.DELIVERED)
+        return _DELIVERED
     if status == 409 and maybe_delivered:
         return Decision(Verdict.DELIVERED, duplicate=True)
     if not is_retryable(seen) or attempt >= policy.max_attempts:
