@@ -22,6 +22,7 @@ from pulsora_revenue import (
     Revenue,
     testing,
 )
+from pulsora_revenue._bulk import PREPARE_CHUNK
 from pulsora_revenue.testing import FakePulsora, Fault
 
 from .conftest import DevServer
@@ -55,6 +56,43 @@ async def test_peak_concurrency_never_exceeds_the_setting(concurrency: int) -> N
     async with Revenue(TOKEN, transport=fake.transport) as revenue:
         await revenue.track_many(events(60), concurrency=concurrency)
     assert concurrency // 2 <= fake.peak_concurrency <= concurrency
+
+
+async def test_a_short_input_still_keeps_every_worker_busy() -> None:
+    fake = FakePulsora(latency=0.02)
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        report = await revenue.track_many(events(20), concurrency=8)
+    assert report.sent == 20
+    assert fake.peak_concurrency == 8
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["iterable", "async-iterable"])
+async def test_the_input_is_read_only_a_little_ahead(concurrency: int, asynchronous: bool) -> None:
+    pulled = done = 0
+    ahead: list[int] = []
+
+    def counted() -> Iterator[dict[str, Any]]:
+        nonlocal pulled
+        for event in events(300):
+            pulled += 1
+            yield event
+
+    async def counted_async() -> AsyncIterator[dict[str, Any]]:
+        for event in counted():
+            yield event
+
+    def on_result(outcome: Outcome) -> None:
+        nonlocal done
+        done += 1
+        ahead.append(pulled - done)
+
+    source = counted_async() if asynchronous else counted()
+    async with Revenue(TOKEN, transport=FakePulsora().transport) as revenue:
+        report = await revenue.track_many(source, concurrency=concurrency, on_result=on_result)
+    assert report.sent == 300
+    # what workers hold, one chunk being prepared, and the async producer's buffer
+    assert max(ahead) <= 2 * concurrency + PREPARE_CHUNK
 
 
 async def test_async_generator_input() -> None:
