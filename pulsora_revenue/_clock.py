@@ -51,16 +51,18 @@ def loop_clock() -> Callable[[], float]:
         return anyio.current_time
 
 
-@attrs.define
 class Stopwatch:
-    """The time one call has taken, its own skipped waits included in test mode."""
+    """The time one call has taken, its own skipped waits included in test mode.
 
-    _clock: Callable[[], float] = attrs.field(factory=loop_clock)
-    started: float = attrs.field(init=False)
-    skipped: float = 0.0
+    A plain slotted class: one is made for every event sent.
+    """
 
-    def __attrs_post_init__(self) -> None:
+    __slots__ = ("_clock", "skipped", "started")
+
+    def __init__(self) -> None:
+        self._clock = loop_clock()
         self.started = self._clock()
+        self.skipped = 0.0
 
     def elapsed(self) -> float:
         """Seconds since the stopwatch started."""

@@ -96,7 +96,6 @@ class Channel:
             decision = decide(
                 policy, reply.seen, attempt=tries, elapsed=elapsed, maybe_delivered=maybe_delivered
             )
-            maybe_delivered = maybe_delivered or reply.seen.may_have_landed
             if decision.verdict is Verdict.DELIVERED:
                 return TrackResult(
                     event=event,
@@ -107,6 +106,7 @@ class Channel:
                 )
             if decision.verdict is Verdict.GIVE_UP:
                 raise to_exception(reply, event=event, attempts=requests, url=self.url)
+            maybe_delivered = maybe_delivered or reply.seen.may_have_landed
             if self.debug:
                 logger.debug("retrying %s in %.3f s", summary(event), decision.delay)
             await watch.sleep(decision.delay)
