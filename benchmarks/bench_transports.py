@@ -71,6 +71,7 @@ class Client:
     aiohttp_transport: bool = False  # httpx over ``httpx_aiohttp.AiohttpTransport``
     needs: tuple[str, ...] = ()
     backend: Literal["httpx", "aiohttp"] = "httpx"  # ``Revenue(backend=...)``
+    encodes: bool = False  # a bare loop that encodes each event as it sends it
 
     @property
     def label(self) -> str:
@@ -89,11 +90,20 @@ CLIENTS = (
     Client("d2", "bare_httpx", "httpx2", httpx2=True, needs=("httpx2",)),
     Client("d3", "bare_httpx", "httpx+aiohttp", aiohttp_transport=True, needs=AIOHTTP),
     Client("e", "bare_aiohttp", "aiohttp", needs=("aiohttp",)),
+    Client("e2", "bare_aiohttp", "aiohttp, encoding", needs=("aiohttp",), encodes=True),
     Client("f", "raw", "asyncio keep-alive (raw)"),
 )
 BY_KEY = {client.key: client for client in CLIENTS}
 #: Target (2): each track_many row against the bare loop of its own transport.
-SAME_TRANSPORT = (("a", "d"), ("b", "d2"), ("c", "d3"), ("c", "e"), ("c2", "e"), ("g", "e"))
+SAME_TRANSPORT = (
+    ("a", "d"),
+    ("b", "d2"),
+    ("c", "d3"),
+    ("c", "e"),
+    ("c2", "e"),
+    ("g", "e"),
+    ("g", "e2"),
+)
 SPEED_PATHS = ("b", "c", "c2", "g")
 PACKAGES = (
     "pulsora-revenue",
@@ -320,17 +330,20 @@ async def bare_httpx_sender(
 @asynccontextmanager
 async def bare_aiohttp_sender(
     url: str, concurrency: int, client: Client
-) -> AsyncIterator[Sender[bytes]]:
+) -> AsyncIterator[Sender[Any]]:
     import aiohttp  # type: ignore[import-not-found, unused-ignore]
+
+    from pulsora_revenue._convert import encode
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def send(bodies: Sequence[bytes]) -> None:
-            pending = iter(bodies)
+        async def send(payloads: Sequence[Any]) -> None:
+            pending = iter(payloads)
 
             async def worker() -> None:
-                for body in pending:
+                for payload in pending:
+                    body = encode(payload) if client.encodes else payload
                     async with session.post(url, data=body, headers=HEADERS) as response:
                         text = await response.read()
                         if response.status != 202:
@@ -387,7 +400,7 @@ SENDERS: dict[Kind, Callable[[str, int, Client], AbstractAsyncContextManager[Sen
 async def timed(client: Client, url: str, count: int, concurrency: int) -> dict[str, float]:
     """Build the payloads, set up and warm up *client*, then time *count* requests."""
     make: Callable[[int, str], Sequence[Any]]
-    make = make_events if client.kind == "track_many" else make_bodies
+    make = make_events if client.kind == "track_many" or client.encodes else make_bodies
     warm, payload = make(max(WARMUP_MIN, 4 * concurrency), "warm"), make(count, "timed")
     async with SENDERS[client.kind](url, concurrency, client) as send:
         await send(warm)
@@ -545,6 +558,9 @@ GROUPS = (
     ("/httpcore/_synchronization.py", "httpcore: locks (anyio)"),
     ("/httpcore/", "httpcore: HTTP/1.1 connection"),
     ("/h11/", "h11: HTTP/1.1 parsing"),
+    ("/aiohttp/", "aiohttp"),
+    ("/multidict/", "aiohttp"),
+    ("/yarl/", "aiohttp"),
     ("/anyio/", "anyio"),
     ("/sniffio/", "anyio"),
     ("/selectors.py", "idle: waiting for the server (epoll)"),
@@ -587,8 +603,8 @@ def summarise(spots: dict[tuple[str, str], float], wall: float, cpu: float) -> N
         print(f"{(function + ' ' + where)[:72]:<72} {seconds / busy:>6.1%}")
 
 
-async def profiled_run(url: str, count: int, concurrency: int, profiler: str) -> None:
-    client = BY_KEY["a"]
+async def profiled_run(url: str, count: int, concurrency: int, profiler: str, which: str) -> None:
+    client = BY_KEY[which]
     warm, events = make_events(max(WARMUP_MIN, 4 * concurrency), "warm"), make_events(count, "p")
     spots: dict[tuple[str, str], float] = {}
     async with track_many_sender(url, concurrency, client) as send:
@@ -639,7 +655,7 @@ async def profiled_run(url: str, count: int, concurrency: int, profiler: str) ->
                 for (by_path, by_line, _), (_, _, from_there, _) in callers.items():
                     key = (f"{by_path}:{by_line}", f"{function} [C]")
                     spots[key] = spots.get(key, 0.0) + float(from_there)
-    print(f"== profile: track_many over httpx's default transport, {count} events,")
+    print(f"== profile: ({which}) {client.label}, {count} events,")
     print(f"   concurrency {concurrency}, {profiler}")
     summarise(spots, wall, cpu)
 
@@ -652,7 +668,8 @@ def profile(args: argparse.Namespace) -> None:
         raise SystemExit("pyinstrument is not installed: pip install pyinstrument")
     with ingest_server() as url:
         concurrency = args.concurrency[0] if len(args.concurrency) == 1 else 32
-        run_loop(profiled_run(url, args.count, concurrency, profiler), uvloop=False)
+        run = profiled_run(url, args.count, concurrency, profiler, args.client)
+        run_loop(run, uvloop=False)
 
 
 def main() -> None:
@@ -666,6 +683,12 @@ def main() -> None:
     )
     parser.add_argument("--uvloop-clients", action="store_true", help="run clients on uvloop")
     parser.add_argument("--profiler", default="auto", choices=["auto", "pyinstrument", "cProfile"])
+    parser.add_argument(
+        "--client",
+        default="a",
+        choices=[c.key for c in CLIENTS if c.kind == "track_many"],
+        help="what to profile (profile only)",
+    )
     args = parser.parse_args()
     if args.count < 1 or args.rounds < 1 or min(args.concurrency) < 1:
         parser.error("--count, --rounds and --concurrency must be positive")
