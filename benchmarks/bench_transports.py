@@ -57,7 +57,7 @@ WARMUP_MIN = 200
 
 T = TypeVar("T")
 Sender = Callable[[Sequence[T]], Awaitable[None]]
-Kind = Literal["track_many", "bare_httpx", "bare_aiohttp", "raw"]
+Kind = Literal["track_many", "bare_httpx", "bare_aiohttp", "raw", "sender", "deliver"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,14 @@ class Client:
         what = "track_many" if self.kind == "track_many" else "bare"
         return f"({self.key}) {what} {self.stack}"
 
+    def payloads(self, count: int, run: str) -> Sequence[Any]:
+        """What this client is given to send: events, or what it needs ready-made."""
+        if self.kind in ("sender", "deliver"):
+            return make_jobs(count, run)
+        if self.kind == "track_many" or self.encodes:
+            return make_events(count, run)
+        return make_bodies(count, run)
+
 
 AIOHTTP = ("aiohttp", "httpx_aiohttp")
 CLIENTS = (
@@ -92,6 +100,9 @@ CLIENTS = (
     Client("e", "bare_aiohttp", "aiohttp", needs=("aiohttp",)),
     Client("e2", "bare_aiohttp", "aiohttp, encoding", needs=("aiohttp",), encodes=True),
     Client("f", "raw", "asyncio keep-alive (raw)"),
+    # The speed path's layers, each in a bare loop: where (g)'s overhead over (e) goes.
+    Client("h", "sender", "loop, our aiohttp sender", needs=("aiohttp",)),
+    Client("i", "deliver", "loop, our retry loop + sender", needs=("aiohttp",)),
 )
 BY_KEY = {client.key: client for client in CLIENTS}
 #: Target (2): each track_many row against the bare loop of its own transport.
@@ -105,6 +116,9 @@ SAME_TRANSPORT = (
     ("g", "e2"),
 )
 SPEED_PATHS = ("b", "c", "c2", "g")
+#: The layers of (g), from the bottom: (e) aiohttp, (h) + our sender, (i) + the retry loop,
+#: (e2) aiohttp + encoding each event, (g) all of track_many.
+LAYERS = ("e", "h", "i", "e2", "g")
 PACKAGES = (
     "pulsora-revenue",
     "httpx",
@@ -163,6 +177,14 @@ def make_bodies(count: int, run: str) -> list[bytes]:
     from pulsora_revenue._convert import encode
 
     return [encode(event) for event in make_events(count, run)]
+
+
+def make_jobs(count: int, run: str) -> list[tuple[RevenueEvent, bytes, str]]:
+    """Events with their bodies and idempotency keys, made before the clock starts."""
+    from pulsora_revenue._convert import encode
+    from pulsora_revenue._http import idempotency_key
+
+    return [(event, encode(event), idempotency_key(event)) for event in make_events(count, run)]
 
 
 # -- the server ---------------------------------------------------------------------------
@@ -389,19 +411,47 @@ async def raw_sender(url: str, concurrency: int, client: Client) -> AsyncIterato
             writer.close()
 
 
+@asynccontextmanager
+async def layer_sender(url: str, concurrency: int, client: Client) -> AsyncIterator[Sender[Any]]:
+    """Our aiohttp sender, or the retry loop over it, in a bare loop of pre-encoded events."""
+    from pulsora_revenue import Revenue
+
+    async with Revenue(TOKEN, endpoint=url, backend="aiohttp") as revenue:
+        channel = revenue._channel  # the retry loop that track and track_many share
+
+        async def send(jobs: Sequence[tuple[RevenueEvent, bytes, str]]) -> None:
+            pending = iter(jobs)
+
+            async def worker() -> None:
+                for event, body, key in pending:
+                    if client.kind == "deliver":
+                        result = await channel.deliver(event, body, key=key)
+                        status = result.status_code
+                    else:
+                        reply = await channel.sender().post(body, key, budget=30, scrub=str)
+                        status = reply.seen.status_code
+                    if status != 202:
+                        raise RuntimeError(f"HTTP {status}")
+
+            await start_workers(concurrency, worker)
+
+        yield send
+
+
 SENDERS: dict[Kind, Callable[[str, int, Client], AbstractAsyncContextManager[Sender[Any]]]] = {
     "track_many": track_many_sender,
     "bare_httpx": bare_httpx_sender,
     "bare_aiohttp": bare_aiohttp_sender,
     "raw": raw_sender,
+    "sender": layer_sender,
+    "deliver": layer_sender,
 }
 
 
 async def timed(client: Client, url: str, count: int, concurrency: int) -> dict[str, float]:
     """Build the payloads, set up and warm up *client*, then time *count* requests."""
-    make: Callable[[int, str], Sequence[Any]]
-    make = make_events if client.kind == "track_many" or client.encodes else make_bodies
-    warm, payload = make(max(WARMUP_MIN, 4 * concurrency), "warm"), make(count, "timed")
+    warm = client.payloads(max(WARMUP_MIN, 4 * concurrency), "warm")
+    payload = client.payloads(count, "timed")
     async with SENDERS[client.kind](url, concurrency, client) as send:
         await send(warm)
         wall, cpu = time.perf_counter(), time.process_time()
@@ -525,16 +575,23 @@ def compare(args: argparse.Namespace) -> None:
         print(f"    {ratio(rate(speed_path, at), rate('e', at))} (target >= 0.6)")
     columns = "".join(f"{'c=' + str(c):>7}" for c in args.concurrency)
     print("(2) track_many / the bare loop of its own transport (target >= 0.9):")
-    print(f"    {'':<50}{columns}")
+    print(f"    {'':<60}{columns}")
     for ours, bare in SAME_TRANSPORT:
         if ours in args.clients and bare in args.clients:
             cells = "".join(f"{ratio(rate(ours, c), rate(bare, c)):>7}" for c in args.concurrency)
             pair = f"({ours}) / ({bare}): {BY_KEY[ours].stack} / bare {BY_KEY[bare].stack}"
-            print(f"    {pair:<50}{cells}")
+            print(f"    {pair:<60}{cells}")
+    layers = [key for key in LAYERS if key in args.clients]
+    if len(layers) > 1:
+        print("    the speed path layer by layer, client CPU in µs per event:")
+        for key in layers:
+            micros = [(cpu(key, c) or float("nan")) * 1000 for c in args.concurrency]
+            cells = "".join(f"{m:>7.1f}" for m in micros)
+            print(f"    {BY_KEY[key].label:<60}{cells}")
     if speed_path is not None:
         print(f"(3) CPU per 1,000 events, ({speed_path}) / (a) (target <= 0.25):")
         cells = "".join(f"{ratio(cpu(speed_path, c), cpu('a', c)):>7}" for c in args.concurrency)
-        print(f"    {'':<50}{columns}\n    {'':<50}{cells}")
+        print(f"    {'':<60}{columns}\n    {'':<60}{cells}")
 
 
 # -- the profile ------------------------------------------------------------------------------
