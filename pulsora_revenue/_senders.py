@@ -31,6 +31,11 @@ from ._http import Reply, answered, no_answer
 
 logger = logging.getLogger("pulsora_revenue")
 
+#: A whole attempt may take this many times its timeout: a little more, so that the
+#: HTTP library's own connect and pool timeouts (at the timeout) fire first and
+#: tell an attempt that never went out from one whose answer was lost.
+ATTEMPT_SLACK = 1.1
+
 Backend = Literal["auto", "httpx", "aiohttp"]
 BACKEND_ENV = "PULSORA_HTTP_BACKEND"
 _BACKENDS = ("auto", "httpx", "aiohttp")
@@ -66,9 +71,14 @@ def timed_out(failure: BaseException, what: str, timeout: float, *, sent: bool =
     return no_answer(failure, sent=sent, timed_out=True, detail=f"{what} within {timeout:g} s")
 
 
+def attempt_limit(budget: float, timeout: float) -> float:
+    """How long one attempt may take, with *budget* seconds left of the call's deadline."""
+    return min(budget, timeout * ATTEMPT_SLACK)
+
+
 def out_of_time(failure: TimeoutError, budget: float, timeout: float) -> Reply:
-    """The reply when an attempt limited to ``min(budget, timeout)`` ran out of time."""
-    if budget <= timeout:
+    """The reply when an attempt ran out of its ``attempt_limit``."""
+    if budget <= timeout * ATTEMPT_SLACK:
         return deadline_passed()
     return timed_out(failure, "no answer", timeout)
 
@@ -102,7 +112,7 @@ class HttpxSender:
             timeout=self._timeout,
         )
         try:
-            with anyio.fail_after(min(budget, self._timeout)):
+            with anyio.fail_after(attempt_limit(budget, self._timeout)):
                 response = await self._client.send(request, follow_redirects=False)
         except TimeoutError as exc:
             return out_of_time(exc, budget, self._timeout)
@@ -133,7 +143,8 @@ class AiohttpSender:
         self._session: aiohttp.ClientSession | None = None
         # One total per attempt, not aiohttp's sock_read: that one re-arms a timer
         # on every chunk received, which costs a tenth of the request.
-        self._attempt_timeout = self._client_timeout(timeout)
+        self._each = attempt_limit(float("inf"), timeout)
+        self._attempt_timeout = self._client_timeout(self._each)
         # Proxies from the environment, as httpx does; looked up once, not per request
         # (aiohttp's trust_env does it in a worker thread for every request).
         self._proxy = env_proxy(url)
@@ -150,7 +161,7 @@ class AiohttpSender:
             connector = aiohttp.TCPConnector(limit=self._limit)
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
         timeout = self._attempt_timeout
-        if budget < self._timeout:  # the deadline comes first
+        if budget < self._each:  # the deadline comes first
             timeout = self._client_timeout(budget)
         try:
             async with self._session.post(
@@ -181,7 +192,12 @@ class AiohttpSender:
             return no_answer(exc, sent=False, retryable=False)
 
     def _client_timeout(self, total: float) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=total, connect=self._timeout, sock_connect=self._timeout)
+        # No rounding up to whole seconds (aiohttp's ceil_threshold): the connect
+        # timeout must fire before the attempt's total.
+        connect = self._timeout
+        return aiohttp.ClientTimeout(
+            total=total, connect=connect, sock_connect=connect, ceil_threshold=float("inf")
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:

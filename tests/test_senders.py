@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import anyio
 import httpx
@@ -41,7 +42,7 @@ def test_aiohttp_cannot_use_an_httpx_transport() -> None:
 async def make_sender(
     request: pytest.FixtureRequest, anyio_backend: str, server: DevServer
 ) -> AsyncIterator[Callable[[float], Sender]]:
-    """Build senders of one backend to the dev server, with a given per-attempt timeout."""
+    """Build senders of one backend to the dev server (one connection each), given a timeout."""
     if request.param == "aiohttp" and anyio_backend != "asyncio":
         pytest.skip("aiohttp runs on asyncio only")
     made: list[Sender] = []
@@ -50,9 +51,9 @@ async def make_sender(
         headers = {"X-API-Token": TOKEN, "Content-Type": "application/json"}
         sender: Sender
         if request.param == "aiohttp":
-            sender = AiohttpSender(server.endpoint, headers, timeout, limit=4)
+            sender = AiohttpSender(server.endpoint, headers, timeout, limit=1)
         else:
-            client = httpx.AsyncClient()
+            client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1))
             sender = HttpxSender(client, httpx.URL(server.endpoint), headers, timeout, owned=True)
         made.append(sender)
         return sender
@@ -62,7 +63,7 @@ async def make_sender(
         await sender.aclose()
 
 
-def _post(sender: Sender, *, budget: float) -> Awaitable[Reply]:
+def _post(sender: Sender, budget: float) -> Awaitable[Reply]:
     event = to_event(EVENT, {})
     return sender.post(encode(event), idempotency_key(event), budget=budget, scrub=str)
 
@@ -99,3 +100,37 @@ async def test_an_answer_within_the_timeout_is_taken(
     reply = await _post(make_sender(5), budget=5)
     assert reply.seen.status_code == 202
     assert len(server.events("tx_1")) == 1
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """An endpoint that never accepts a connection: its listening queue is full."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):  # fills the queue
+            yield f"http://127.0.0.1:{port}/api/ingest"
+
+
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_an_attempt_that_cannot_connect_in_time_was_not_sent(
+    backend: str, anyio_backend: str, black_hole: str
+) -> None:
+    if backend == "aiohttp" and anyio_backend != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+    testing.set_testing(False)
+    headers = {"X-API-Token": TOKEN}
+    sender: Sender
+    if backend == "aiohttp":
+        sender = AiohttpSender(black_hole, headers, 0.3, limit=1)
+    else:
+        client = httpx.AsyncClient()
+        sender = HttpxSender(client, httpx.URL(black_hole), headers, 0.3, owned=True)
+    try:
+        reply = await _post(sender, budget=30)
+    finally:
+        await sender.aclose()
+    assert reply.seen == Observation(None, sent=False, retryable=True)
+    assert reply.timed_out
+    assert "could not connect within 0.3 s" in reply.failure
