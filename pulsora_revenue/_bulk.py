@@ -96,7 +96,8 @@ class Batch:
     report: BatchReport = attrs.Factory(BatchReport)
     in_flight: int = 0
     stop_error: APIError | None = None
-    crash: Exception | None = None
+    crash: Exception | None = None  # a callback failed: stop at once
+    input_error: Exception | None = None  # the input failed: send what was read, then raise
     _recent: RecentKeys = attrs.Factory(RecentKeys)
     _ready: deque[Job | Outcome] = attrs.Factory(deque)
     _watch: _clock.Stopwatch = attrs.Factory(_clock.Stopwatch)
@@ -132,6 +133,8 @@ class Batch:
             self.report.stopped = True
             self.stop_error.report = self.report
             raise self.stop_error
+        if self.input_error is not None:
+            raise self.input_error
         return self.report
 
     def _pull(self, source: Source, workers: anyio.abc.TaskGroup) -> Items:
@@ -149,7 +152,7 @@ class Batch:
         return receive
 
     async def _guard(self, scope: anyio.CancelScope, task: Awaitable[None]) -> None:
-        """Run *task*; if it fails (the input or a callback raised), stop the run with it."""
+        """Run *task*; if it fails (a callback raised, say), stop the run with it at once."""
         try:
             await task
         except Exception as exc:
@@ -160,17 +163,22 @@ class Batch:
     async def _produce(
         self, source: AsyncIterable[object], send: anyio.abc.ObjectSendStream[tuple[int, object]]
     ) -> None:
-        async with send:
+        async with send:  # closing it tells the workers that the input is over
             index = 0
-            async for item in source:
-                await send.send((index, item))
-                index += 1
+            try:
+                async for item in source:
+                    await send.send((index, item))
+                    index += 1
+            except Exception as exc:
+                self.input_error = exc
 
     async def _work(self, items: Items, scope: anyio.CancelScope) -> None:
         ready = self._ready
         while self.stop_error is None and self.crash is None:  # else do not wait to be cancelled
-            if not ready and not await self._prepare(items):
-                return  # the input is exhausted
+            if not ready:
+                await self._prepare(items)
+                if not ready:  # another worker may have filled it while this one waited
+                    return  # the input is over
             job = ready.popleft()
             if isinstance(job, Outcome):  # invalid, or a repeat: nothing to send
                 outcome = job
@@ -186,12 +194,17 @@ class Batch:
                 # loop run now and then (other tasks, cancellation, clean-up of timers).
                 await anyio.lowlevel.checkpoint()
 
-    async def _prepare(self, items: Items) -> bool:
-        """Take the next chunk of the input into the queue; False if there is none."""
+    async def _prepare(self, items: Items) -> None:
+        """Take the next chunk of the input, if any, into the queue."""
+        chunk: list[tuple[int, object]] = []
         if isinstance(items, Iterator):
-            chunk = list(itertools.islice(items, PREPARE_CHUNK))
+            if self.input_error is None:
+                try:
+                    for pair in itertools.islice(items, PREPARE_CHUNK):
+                        chunk.append(pair)
+                except Exception as exc:  # what was read before it still goes out
+                    self.input_error = exc
         else:  # wait for one, then take what is there already
-            chunk = []
             try:
                 chunk.append(await items.receive())
                 while len(chunk) < PREPARE_CHUNK:
@@ -199,7 +212,6 @@ class Batch:
             except (anyio.WouldBlock, anyio.EndOfStream):
                 pass
         self._ready.extend(self._job(index, item) for index, item in chunk)
-        return bool(chunk)
 
     def _job(self, index: int, item: object) -> Job | Outcome:
         """Validate, key and encode one input; or its outcome, if it is not to be sent."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import anyio
@@ -58,12 +58,31 @@ async def test_peak_concurrency_never_exceeds_the_setting(concurrency: int) -> N
     assert concurrency // 2 <= fake.peak_concurrency <= concurrency
 
 
-async def test_a_short_input_still_keeps_every_worker_busy() -> None:
-    fake = FakePulsora(latency=0.02)
-    async with Revenue(TOKEN, transport=fake.transport) as revenue:
-        report = await revenue.track_many(events(20), concurrency=8)
-    assert report.sent == 20
-    assert fake.peak_concurrency == 8
+async def as_async(items: Iterable[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for item in items:
+        yield item
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["iterable", "async-iterable"])
+async def test_every_worker_stays_busy_to_the_end(asynchronous: bool) -> None:
+    """16 events, 8 workers: two full waves, each answered only once all 8 are in flight."""
+    waiting: list[anyio.Event] = []
+
+    async def barrier(request: httpx.Request) -> httpx.Response:
+        arrived = anyio.Event()
+        waiting.append(arrived)
+        if len(waiting) == 8:
+            for event in waiting:
+                event.set()
+            waiting.clear()
+        await arrived.wait()
+        return httpx.Response(202, json={"success": True})
+
+    source = as_async(events(16)) if asynchronous else events(16)
+    async with Revenue(TOKEN, transport=httpx.MockTransport(barrier)) as revenue:
+        with anyio.fail_after(5):  # a wave short of a worker would wait forever
+            report = await revenue.track_many(source, concurrency=8)
+    assert report.sent == 16
 
 
 @pytest.mark.parametrize("concurrency", [1, 8])
@@ -320,15 +339,23 @@ async def test_errors_in_callbacks_propagate_unwrapped() -> None:
             await revenue.track_many(events(5), on_result=explode)
 
 
-async def test_errors_in_the_input_propagate_unwrapped() -> None:
+@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["iterable", "async-iterable"])
+async def test_an_error_in_the_input_is_raised_once_what_was_read_is_sent(
+    concurrency: int, asynchronous: bool
+) -> None:
     def broken() -> Iterator[dict[str, Any]]:
-        yield from events(3)
+        yield from events(20)
         raise OSError("disk gone")
 
-    fake = FakePulsora()
+    fake = FakePulsora(latency=0.001)
+    outcomes: list[Outcome] = []
+    source = as_async(broken()) if asynchronous else broken()
     async with Revenue(TOKEN, transport=fake.transport) as revenue:
         with pytest.raises(OSError, match="disk gone"):
-            await revenue.track_many(broken())
+            await revenue.track_many(source, concurrency=concurrency, on_result=outcomes.append)
+    assert sorted(o.index for o in outcomes) == list(range(20))
+    assert len(fake.events) == 20
 
 
 async def test_a_run_of_invalid_rows_can_be_cancelled() -> None:
