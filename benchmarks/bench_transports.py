@@ -2,8 +2,9 @@
 
 Run: ``python benchmarks/bench_transports.py [--count N] [--concurrency 1 8 32 64]
 [--rounds R]`` for the comparison table and the issue's target ratios, or
-``python benchmarks/bench_transports.py profile`` for where ``track_many`` over
-plain httpx spends its time (pyinstrument if installed, else cProfile).
+``python benchmarks/bench_transports.py profile [--client g]`` for where ``track_many``
+over plain httpx (or another stack) spends its time (pyinstrument if installed,
+else cProfile).
 
 Every client sends the same ~400-byte bodies to the same raw HTTP/1.1 server (a
 separate process on a free 127.0.0.1 port, on uvloop if installed, answering 202
