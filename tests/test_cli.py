@@ -232,28 +232,12 @@ def cli_env(server: DevServer) -> dict[str, str]:
 def test_backfill_from_stdin_as_a_process(server: DevServer, tmp_path: Path) -> None:
     lines = "".join(json.dumps(r) + "\n" for r in purchases(15, "stdin"))
     checkpoint = tmp_path / "stdin.checkpoint.sqlite"
-    done = run_cli(
-        "backfill",
-        "-",
-        "--checkpoint",
-        str(checkpoint),
-        "--failures",
-        str(tmp_path / "f.jsonl"),
-        stdin=lines,
-        env=cli_env(server),
-    )
+    failures = tmp_path / "f.jsonl"
+    argv = ("backfill", "-", "--checkpoint", str(checkpoint), "--failures", str(failures))
+    done = run_cli(*argv, stdin=lines, env=cli_env(server))
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(server.events()) == 15
-    again = run_cli(
-        "backfill",
-        "-",
-        "--checkpoint",
-        str(checkpoint),
-        "--failures",
-        str(tmp_path / "f.jsonl"),
-        stdin=lines,
-        env=cli_env(server),
-    )
+    again = run_cli(*argv, stdin=lines, env=cli_env(server))
     assert again.returncode == 0
     assert "15" in again.stdout  # all resumed from the checkpoint
     assert len(server.events()) == 15
