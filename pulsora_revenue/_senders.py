@@ -78,7 +78,7 @@ def attempt_limit(budget: float, timeout: float) -> float:
 
 def out_of_time(failure: TimeoutError, budget: float, timeout: float) -> Reply:
     """The reply when an attempt ran out of its ``attempt_limit``."""
-    if budget <= timeout * ATTEMPT_SLACK:
+    if attempt_limit(budget, timeout) == budget:  # the deadline was the nearer bound
         return deadline_passed()
     return timed_out(failure, "no answer", timeout)
 
