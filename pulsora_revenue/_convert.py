@@ -113,6 +113,10 @@ def to_event(event: object, fields: Mapping[str, Any]) -> RevenueEvent:
     return CONVERTER.structure(fields if event is None else event, RevenueEvent)
 
 
+#: The hook ``CONVERTER.unstructure`` dispatches to for an event, looked up once.
+_unstructure_event = CONVERTER.get_unstructure_hook(RevenueEvent)
+
+
 def encode(event: RevenueEvent) -> bytes:
     """Return the request body for *event*: ``{"type": "revenue", "data": ...}``."""
-    return _json.dumps_body({"type": "revenue", "data": CONVERTER.unstructure(event)})
+    return _json.dumps_body({"type": "revenue", "data": _unstructure_event(event)})

@@ -41,8 +41,11 @@ def dumps_body(value: object) -> bytes:
 
 
 def _fragment(value: object) -> orjson.Fragment:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(_decimal(value).encode("ascii"))
+    # Called by orjson for every Decimal of every body: kept to one frame.
+    if type(value) is Decimal and value.is_finite():
+        return orjson.Fragment(format(value, "f"))
+    if isinstance(value, Decimal):  # a subclass, or not finite
+        return orjson.Fragment(_decimal(value))
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 

@@ -43,3 +43,16 @@ def test_ints_beyond_64_bits_fall_back_to_the_exact_encoder() -> None:
 @pytest.mark.skipif(not _json.HAVE_ORJSON, reason="the speed extra is not installed")
 def test_orjson_is_used_when_installed() -> None:
     assert _json.dumps_body({"text": "é"}) == '{"text":"é"}'.encode()
+
+
+@pytest.mark.parametrize("number", [Decimal("NaN"), Decimal("-Infinity"), Decimal("sNaN")])
+def test_decimals_that_are_no_number_are_refused(number: Decimal) -> None:
+    with pytest.raises(ValueError, match="cannot encode"):
+        _json.dumps_body({"amount": number})
+
+
+def test_decimal_subclasses_keep_their_digits() -> None:
+    class Money(Decimal):
+        pass
+
+    assert _json.dumps_body([Money("12.50"), Money("1E+2")]) == b"[12.50,100]"
