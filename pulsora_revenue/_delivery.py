@@ -44,6 +44,11 @@ class TrackResult:
     queued: bool = False
 
 
+#: What ``Channel.send`` returns: a ``TrackResult``'s status_code, attempts,
+#: elapsed and duplicate.
+Delivered = tuple[int | None, int, float, bool]
+
+
 @attrs.frozen
 class Channel:
     """Everything needed to send events to one Pulsora endpoint.
@@ -71,6 +76,20 @@ class Channel:
 
         *key* is the event's ``idempotency_key``, if the caller has it already.
         """
+        return TrackResult(event, *await self.send(event, body, key=key, pacing=pacing))
+
+    async def send(
+        self,
+        event: RevenueEvent,
+        body: bytes,
+        *,
+        key: str | None = None,
+        pacing: Pacing | None = None,
+    ) -> Delivered:
+        """Like ``deliver``, but return the figures of its ``TrackResult``, not one.
+
+        ``track_many`` builds the ``TrackResult`` only when someone will see it.
+        """
         policy = self.policy
         key = key or idempotency_key(event)
         watch = _clock.Stopwatch()
@@ -97,13 +116,7 @@ class Channel:
                 policy, reply.seen, attempt=tries, elapsed=elapsed, maybe_delivered=maybe_delivered
             )
             if decision.verdict is Verdict.DELIVERED:
-                return TrackResult(
-                    event=event,
-                    status_code=reply.seen.status_code,
-                    attempts=requests,
-                    elapsed=elapsed,
-                    duplicate=decision.duplicate,
-                )
+                return reply.seen.status_code, requests, elapsed, decision.duplicate
             if decision.verdict is Verdict.GIVE_UP:
                 raise to_exception(reply, event=event, attempts=requests, url=self.url)
             maybe_delivered = maybe_delivered or reply.seen.may_have_landed

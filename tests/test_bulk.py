@@ -370,3 +370,21 @@ async def test_a_run_of_invalid_rows_can_be_cancelled() -> None:
             await revenue.track_many(invalid_forever(), keep_failures=False)
     assert scope.cancelled_caught
     assert fake.requests == 0
+
+
+@pytest.mark.parametrize("status", [202, 400])
+async def test_a_run_over_an_instant_transport_can_be_cancelled(status: int) -> None:
+    # A transport that answers without ever suspending: the workers must still let
+    # the event loop run now and then, whether the events are accepted or refused.
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"error": "no"} if status >= 400 else {})
+
+    outcomes: list[Outcome] = []
+    async with Revenue(TOKEN, transport=httpx.MockTransport(answer)) as revenue:
+        with anyio.move_on_after(0.05) as scope:  # never yielding, it would do all 20,000
+            await revenue.track_many(events(20_000), keep_failures=False, on_result=outcomes.append)
+    assert scope.cancelled_caught
+    assert 0 < len(outcomes) < 20_000
+    assert {o.status for o in outcomes} == {
+        OutcomeStatus.SENT if status == 202 else OutcomeStatus.FAILED
+    }
