@@ -9,6 +9,7 @@ every call, for emulators that need a clock that moves in test mode.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import anyio
@@ -46,9 +47,16 @@ async def sleep(seconds: float) -> None:
 def loop_clock() -> Callable[[], float]:
     """The running event loop's clock, as a plain function (cheaper than anyio's per call)."""
     try:  # cheaper than asking sniffio, and this runs for every event
-        return asyncio.get_running_loop().time
+        loop = asyncio.get_running_loop()
     except RuntimeError:  # not asyncio: trio
         return anyio.current_time
+    clock = loop.time
+    if getattr(clock, "__func__", None) is _STOCK_TIME:  # asyncio's own clock is
+        return time.monotonic  # time.monotonic: read it without a Python frame between
+    return clock  # uvloop's, or one a test replaced
+
+
+_STOCK_TIME = asyncio.BaseEventLoop.time
 
 
 class Stopwatch:
