@@ -426,8 +426,7 @@ async def layer_sender(url: str, concurrency: int, client: Client) -> AsyncItera
             async def worker() -> None:
                 for event, body, key in pending:
                     if client.kind == "deliver":
-                        result = await channel.deliver(event, body, key=key)
-                        status = result.status_code
+                        status, *_ = await channel.send(event, body, key=key)
                     else:
                         reply = await channel.sender().post(body, key, budget=30, scrub=str)
                         status = reply.seen.status_code
@@ -449,10 +448,16 @@ SENDERS: dict[Kind, Callable[[str, int, Client], AbstractAsyncContextManager[Sen
 }
 
 
-async def timed(client: Client, url: str, count: int, concurrency: int) -> dict[str, float]:
-    """Build the payloads, set up and warm up *client*, then time *count* requests."""
+async def timed(
+    client: Client, url: str, count: int, concurrency: int, setup: int | None = None
+) -> dict[str, float]:
+    """Build the payloads, set up and warm up *client*, then time *count* requests.
+
+    *setup* payloads are built (default: *count*), and the first *count* sent: runs
+    of different counts then do the same work before the clock starts.
+    """
     warm = client.payloads(max(WARMUP_MIN, 4 * concurrency), "warm")
-    payload = client.payloads(count, "timed")
+    payload = client.payloads(max(count, setup or count), "timed")[:count]
     async with SENDERS[client.kind](url, concurrency, client) as send:
         await send(warm)
         wall, cpu = time.perf_counter(), time.process_time()
@@ -473,28 +478,48 @@ def measure_child(spec: str) -> None:
 
         if httpx.__name__ != "httpx2":
             raise RuntimeError("httpx2.alias_httpx() did not take effect")
-    main = timed(client, settings["url"], settings["count"], settings["concurrency"])
+    count, setup = settings["count"], settings.get("setup")
+    main = timed(client, settings["url"], count, settings["concurrency"], setup)
     print(json.dumps(run_loop(main, uvloop=settings["uvloop"])))
+
+
+def run_child(
+    client: Client,
+    url: str,
+    count: int,
+    concurrency: int,
+    *,
+    uvloop: bool = False,
+    setup: int | None = None,
+    prefix: Sequence[str] = (),
+    slowdown: float = 1.0,
+) -> subprocess.CompletedProcess[str] | str:
+    """Run one measurement in a fresh process, under *prefix* (a tool such as valgrind)
+    if given; return the finished process, or why it failed."""
+    spec = {"client": client.key, "url": url, "count": count, "concurrency": concurrency}
+    spec |= {"uvloop": uvloop, "setup": setup}
+    # Loopback only: no proxy from the environment may see these requests.
+    env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower()}
+    env["PYTHONHASHSEED"] = "0"  # the same dict and set layouts in every run
+    command = [*prefix, sys.executable, __file__, "_measure", json.dumps(spec)]
+    limit = (120 + max(count, setup or 0) / 20) * slowdown
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return "timed out"
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        return lines[-1][:90]
+    return done
 
 
 def measure(
     client: Client, url: str, count: int, concurrency: int, uvloop: bool
 ) -> dict[str, float] | str:
     """Run one measurement in a fresh process; return its figures or why it failed."""
-    spec = {"client": client.key, "url": url, "count": count, "concurrency": concurrency}
-    spec["uvloop"] = uvloop
-    # Loopback only: no proxy from the environment may see these requests.
-    env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower()}
-    command = [sys.executable, __file__, "_measure", json.dumps(spec)]
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=120 + count / 20
-        )
-    except subprocess.TimeoutExpired:
-        return "timed out"
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines() or ["no output"]
-        return lines[-1][:90]
+    done = run_child(client, url, count, concurrency, uvloop=uvloop)
+    if isinstance(done, str):
+        return done
     return cast(dict[str, float], json.loads(done.stdout.strip().splitlines()[-1]))
 
 
