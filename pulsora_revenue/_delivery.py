@@ -45,7 +45,7 @@ class TrackResult:
 
 
 #: What ``Channel.send`` returns: a ``TrackResult``'s status_code, attempts,
-#: elapsed and duplicate.
+#: elapsed and duplicate, in the order of its fields (``TrackResult(event, *delivered)``).
 Delivered = tuple[int | None, int, float, bool]
 
 

@@ -167,7 +167,7 @@ async def test_failures_do_not_stop_the_run_and_can_be_dropped() -> None:
     fake.fail_next(*([400] * 3))
     async with Revenue(TOKEN, transport=fake.transport) as revenue:
         report = await revenue.track_many(events(20), concurrency=1, keep_failures=False)
-    assert (report.sent, report.failed) == (17, 3)
+    assert (report.total, report.sent, report.failed) == (20, 17, 3)
     assert report.failures == []
 
 
@@ -330,13 +330,17 @@ async def test_refuses_nonsense_rate_limit() -> None:
             await revenue.track_many(events(1), rate_limit=0)
 
 
-async def test_errors_in_callbacks_propagate_unwrapped() -> None:
+@pytest.mark.parametrize("status", [202, 400])
+async def test_errors_in_callbacks_propagate_unwrapped(status: int) -> None:
     def explode(outcome: Outcome) -> None:
         raise RuntimeError("callback bug")
 
-    async with Revenue(TOKEN, transport=FakePulsora().transport) as revenue:
-        with pytest.raises(RuntimeError, match="callback bug"):
+    fake = FakePulsora()
+    fake.fail_next(*[status] * 5 if status >= 400 else [])
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        with pytest.raises(RuntimeError, match="callback bug") as info:
             await revenue.track_many(events(5), on_result=explode)
+    assert info.value.__context__ is None, "not raised while handling the event's own error"
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
@@ -372,19 +376,27 @@ async def test_a_run_of_invalid_rows_can_be_cancelled() -> None:
     assert fake.requests == 0
 
 
+@pytest.mark.parametrize("watched", [True, False], ids=["on_result", "no-on_result"])
 @pytest.mark.parametrize("status", [202, 400])
-async def test_a_run_over_an_instant_transport_can_be_cancelled(status: int) -> None:
+async def test_a_run_over_an_instant_transport_can_be_cancelled(status: int, watched: bool) -> None:
     # A transport that answers without ever suspending: the workers must still let
     # the event loop run now and then, whether the events are accepted or refused.
+    requests = 0
+
     def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal requests
+        requests += 1
         return httpx.Response(status, json={"error": "no"} if status >= 400 else {})
 
     outcomes: list[Outcome] = []
+    on_result = outcomes.append if watched else None
     async with Revenue(TOKEN, transport=httpx.MockTransport(answer)) as revenue:
         with anyio.move_on_after(0.05) as scope:  # never yielding, it would do all 20,000
-            await revenue.track_many(events(20_000), keep_failures=False, on_result=outcomes.append)
+            await revenue.track_many(events(20_000), keep_failures=False, on_result=on_result)
     assert scope.cancelled_caught
-    assert 0 < len(outcomes) < 20_000
-    assert {o.status for o in outcomes} == {
-        OutcomeStatus.SENT if status == 202 else OutcomeStatus.FAILED
-    }
+    assert 0 < requests < 20_000
+    if watched:
+        assert len(outcomes) == requests
+        assert {o.status for o in outcomes} == {
+            OutcomeStatus.SENT if status == 202 else OutcomeStatus.FAILED
+        }
