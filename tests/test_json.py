@@ -51,8 +51,26 @@ def test_decimals_that_are_no_number_are_refused(number: Decimal) -> None:
         _json.dumps_body({"amount": number})
 
 
-def test_decimal_subclasses_keep_their_digits() -> None:
-    class Money(Decimal):
-        pass
+class Money(Decimal):
+    pass
 
-    assert _json.dumps_body([Money("12.50"), Money("1E+2")]) == b"[12.50,100]"
+
+@pytest.mark.skipif(not _json.HAVE_ORJSON, reason="the speed extra is not installed")
+@pytest.mark.parametrize(
+    ("number", "text"),
+    [(Decimal("12.50"), b"12.50"), (Decimal("1E+2"), b"100"), (Money("-0.001"), b"-0.001")],
+)
+def test_orjson_writes_decimals_digit_for_digit(number: Decimal, text: bytes) -> None:
+    # Called directly: through dumps_body, a failing callback would go unseen, as
+    # the exact encoder takes over whatever orjson cannot write.
+    import orjson
+
+    assert orjson.dumps([number], default=_json._fragment) == b"[" + text + b"]"
+    assert _json.dumps_body([number]) == b"[" + text + b"]"
+
+
+@pytest.mark.skipif(not _json.HAVE_ORJSON, reason="the speed extra is not installed")
+@pytest.mark.parametrize("number", [Decimal("NaN"), Money("Infinity")])
+def test_orjson_callback_refuses_decimals_that_are_no_number(number: Decimal) -> None:
+    with pytest.raises(ValueError, match="cannot encode"):
+        _json._fragment(number)
