@@ -1,24 +1,26 @@
-"""Instructions per event, counted by valgrind: the speed path's layers, free of noise.
+"""Instructions per event, counted by valgrind: the speed path's layers, with little noise.
 
 Run: ``python benchmarks/bench_instructions.py [--clients e e2 h i g] [--concurrency 32]
 [--count 2000]``. Needs valgrind (``apt install valgrind``).
 
 CPU time on a shared machine moves by 5 to 10% between runs, more than the
 differences between the speed path's layers. The number of instructions a
-process runs hardly moves at all. So each client of ``bench_transports.py`` runs
+process runs moves by 1% at most (how many answers one turn of the event loop
+finds ready varies a little). So each client of ``bench_transports.py`` runs
 here under valgrind's cachegrind, twice: sending ``count // 4`` events, then
 ``count``, after building the payloads for ``count`` both times. The difference
 of the two totals, divided by the difference of the counts, is what one more
 event costs: start-up, imports, set-up and warm-up cancel out.
 
-Instructions are not time: they do not see cache misses, and the HTTP work runs
-between pieces of per-event work. A ratio of instructions is the floor of the
-ratio of CPU times; ``bench_transports.py`` gives the CPU times.
+Instructions are not time: they do not see cache misses, and our per-event work
+runs between two HTTP requests, from cold caches. So far CPU time has put our
+overhead higher than instructions do; ``bench_transports.py`` gives CPU times.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import sys
@@ -64,7 +66,7 @@ def main() -> None:
     short, long = args.count // 4, args.count
     print(f"== instructions per event: runs of {short} and {long} events under valgrind")
     print(f"   Python {sys.version.split()[0]}; {bench.package_versions()}")
-    with bench.ingest_server() as url, ThreadPoolExecutor() as pool:
+    with bench.ingest_server() as url, ThreadPoolExecutor(os.cpu_count()) as pool:
         runs = {
             (client.key, concurrency, count): pool.submit(
                 counted, client, url, count, long, concurrency
