@@ -100,7 +100,8 @@ class Channel:
                 before = watch.elapsed()
                 await pacing.wait()
                 watch.exclude(watch.elapsed() - before)
-            budget = max(0.0, policy.deadline - watch.elapsed())
+            # The first attempt has the whole deadline; a later one, what is left of it.
+            budget = max(0.0, policy.deadline - watch.elapsed()) if requests else policy.deadline
             reply = await self.sender().post(body, key, budget=budget, scrub=self.scrub)
             requests += 1
             elapsed = watch.elapsed()
