@@ -107,6 +107,8 @@ class Channel:
             elapsed = watch.elapsed()
             if self.debug:
                 self._log(event, reply, requests, elapsed)
+            if reply.seen.accepted:  # the common case: nothing to decide
+                return reply.seen.status_code, requests, elapsed, False
             if pacing is not None and reply.seen.status_code == 429 and paced < MAX_PACED:
                 paced += 1  # waiting out a 429 is not a failed attempt, within reason
                 wait = reply.seen.retry_after or policy.backoff(1)

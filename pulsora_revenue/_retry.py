@@ -97,6 +97,11 @@ class Observation:
     retryable: bool = True
 
     @property
+    def accepted(self) -> bool:
+        """Whether the event was accepted (a 2xx answer)."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
     def may_have_landed(self) -> bool:
         """Whether the server may have recorded the event despite the outcome."""
         return self.sent and (self.status_code is None or self.status_code >= 500)
@@ -137,10 +142,9 @@ def decide(
     although its answer was lost: then a 409 means our own earlier attempt was
     recorded, and the event counts as delivered.
     """
-    status = seen.status_code
-    if status is not None and 200 <= status < 300:
+    if seen.accepted:
         return _DELIVERED
-    if status == 409 and maybe_delivered:
+    if seen.status_code == 409 and maybe_delivered:
         return Decision(Verdict.DELIVERED, duplicate=True)
     if not is_retryable(seen) or attempt >= policy.max_attempts:
         return Decision(Verdict.GIVE_UP)
