@@ -32,7 +32,7 @@ from ._errors import (
     ValidationError,
 )
 from ._event import RevenueEvent
-from ._http import idempotency_key
+from ._http import key_digest
 from ._pacing import Pacing, RateGate, TokenBucket
 from ._report import BatchReport, Outcome, OutcomeStatus, Progress
 
@@ -238,10 +238,10 @@ class Batch:
             event = to_event(item, {})
         except ValidationError as exc:
             return Outcome(index, None, item, OutcomeStatus.INVALID, exc)
-        key = idempotency_key(event)
-        if not self._recent.add(bytes.fromhex(key[:32])):
+        digest = key_digest(event)  # the idempotency key, and half of it to de-duplicate
+        if not self._recent.add(digest[:16]):
             return Outcome(index, event, item, OutcomeStatus.SKIPPED)
-        return (index, item, event, key, encode(event))
+        return (index, item, event, digest.hex(), encode(event))
 
     def _failed(
         self, index: int, item: object, event: RevenueEvent, error: APIError | APIConnectionError

@@ -53,9 +53,15 @@ _ACCEPTED = {status: Reply(Observation(status)) for status in (200, 201, 202, 20
 
 def idempotency_key(event: RevenueEvent) -> str:
     """Derive the same key for every attempt of one (transaction_id, event_type)."""
+    return key_digest(event).hex()
+
+
+def key_digest(event: RevenueEvent) -> bytes:
+    """The SHA-256 digest that ``idempotency_key`` writes in hexadecimal."""
     transaction_id, event_type = event.dedup_key
-    material = f"pulsora-revenue/1\x1f{transaction_id}\x1f{event_type}".encode()
-    return hashlib.sha256(material).hexdigest()
+    return hashlib.sha256(
+        f"pulsora-revenue/1\x1f{transaction_id}\x1f{event_type}".encode()
+    ).digest()
 
 
 def answered(
