@@ -44,8 +44,10 @@ def _fragment(value: object) -> orjson.Fragment:
     # Called by orjson for every Decimal of every body: kept to one frame, and
     # str() where it writes what format(value, "f") does (no exponent): a sixth of the cost.
     if type(value) is Decimal and value.is_finite():
-        text = str(value)
-        return orjson.Fragment(text if "E" not in text else format(value, "f"))
+        text = str(value)  # "1E+2", or "1e+2" in a context with capitals=0
+        if "E" in text or "e" in text:
+            text = format(value, "f")
+        return orjson.Fragment(text)
     if isinstance(value, Decimal):  # a subclass, or not finite
         return orjson.Fragment(_decimal(value))
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")

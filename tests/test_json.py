@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 from decimal import Decimal
 
@@ -73,6 +74,14 @@ def test_orjson_writes_decimals_digit_for_digit(number: Decimal, text: bytes) ->
 
     assert orjson.dumps([number], default=_json._fragment) == b"[" + text + b"]"
     assert _json.dumps_body([number]) == b"[" + text + b"]"
+
+
+@pytest.mark.parametrize("capitals", [0, 1])
+def test_decimals_never_go_out_with_an_exponent(capitals: int) -> None:
+    with decimal.localcontext() as context:
+        context.capitals = capitals  # str(Decimal("1E+2")) is "1e+2" with 0
+        assert _json.dumps_body([Decimal("1E+2"), Decimal("1E-7")]) == b"[100,0.0000001]"
+        assert _json.dumps([Decimal("1E+2"), Decimal("1E-7")]) == b"[100,0.0000001]"
 
 
 @pytest.mark.skipif(not _json.HAVE_ORJSON, reason="the speed extra is not installed")
