@@ -5,7 +5,7 @@ Run: ``python benchmarks/bench_instructions.py [--clients e e2 h i g] [--concurr
 
 CPU time on a shared machine moves by 5 to 10% between runs, more than the
 differences between the speed path's layers. The number of instructions a
-process runs moves by 1% at most (how many answers one turn of the event loop
+process runs moves by about 1% (how many answers one turn of the event loop
 finds ready varies a little). So each client of ``bench_transports.py`` runs
 here under valgrind's cachegrind, twice: sending ``count // 4`` events, then
 ``count``, after building the payloads for ``count`` both times. The difference
