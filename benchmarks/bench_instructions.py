@@ -30,8 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import bench_transports as bench  # the sibling script: Python puts its folder on sys.path
 
-#: The rows: the speed path's layers, from the bottom (see bench_transports.LAYERS).
-LAYERS = bench.LAYERS
 VALGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null")
 #: Under valgrind a process runs up to about this many times slower.
 SLOWDOWN = 80.0
@@ -54,7 +52,7 @@ def counted(client: bench.Client, url: str, count: int, setup: int, concurrency:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     keys = [client.key for client in bench.CLIENTS]
-    parser.add_argument("--clients", nargs="+", default=list(LAYERS), choices=keys)
+    parser.add_argument("--clients", nargs="+", default=list(bench.LAYERS), choices=keys)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32])
     parser.add_argument("--count", type=int, default=6000, help="events of the longer run")
     args = parser.parse_args()
