@@ -82,7 +82,11 @@ class BatchReport:
     stopped: bool = False
 
     def count(self, outcome: Outcome, *, keep_failures: bool) -> None:
-        """Add *outcome* to the totals."""
+        """Add *outcome* to the totals.
+
+        ``track_many`` counts a sent event that no ``on_result`` sees without
+        making its Outcome: it adds to ``total`` and ``sent`` itself.
+        """
         self.total += 1
         match outcome.status:
             case OutcomeStatus.SENT:
