@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
@@ -10,10 +12,25 @@ import pytest
 from pulsora_revenue import testing
 from pulsora_revenue._server import create_app, serve_in_thread
 
+#: Every async test runs on asyncio, on uvloop (which uvicorn uses when it is
+#: installed: its own clock and transports), and on trio.
+ANYIO_BACKENDS = [
+    pytest.param("asyncio", id="asyncio"),
+    pytest.param(
+        ("asyncio", {"use_uvloop": True}),
+        id="uvloop",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed"
+        ),
+    ),
+    pytest.param("trio", id="trio"),
+]
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+
+@pytest.fixture(params=ANYIO_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> str | tuple[str, dict[str, Any]]:
+    backend: str | tuple[str, dict[str, Any]] = request.param
+    return backend
 
 
 @pytest.fixture(autouse=True)

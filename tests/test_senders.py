@@ -40,10 +40,10 @@ def test_aiohttp_cannot_use_an_httpx_transport() -> None:
 
 @pytest.fixture(params=["httpx", "aiohttp"])
 async def make_sender(
-    request: pytest.FixtureRequest, anyio_backend: str, server: DevServer
+    request: pytest.FixtureRequest, anyio_backend_name: str, server: DevServer
 ) -> AsyncIterator[Callable[[float], Sender]]:
     """Build senders of one backend to the dev server (one connection each), given a timeout."""
-    if request.param == "aiohttp" and anyio_backend != "asyncio":
+    if request.param == "aiohttp" and anyio_backend_name != "asyncio":
         pytest.skip("aiohttp runs on asyncio only")
     made: list[Sender] = []
 
@@ -112,9 +112,9 @@ def black_hole() -> Iterator[str]:
 
 @pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
 async def test_an_attempt_that_cannot_connect_in_time_was_not_sent(
-    backend: str, anyio_backend: str, black_hole: str
+    backend: str, anyio_backend_name: str, black_hole: str
 ) -> None:
-    if backend == "aiohttp" and anyio_backend != "asyncio":
+    if backend == "aiohttp" and anyio_backend_name != "asyncio":
         pytest.skip("aiohttp runs on asyncio only")
     testing.set_testing(False)
     headers = {"X-API-Token": TOKEN}
