@@ -30,10 +30,13 @@ class Tally(BatchReport):
     """A backfill's counts, kept up to date as it runs (so that Ctrl-C can report them).
 
     Besides a ``BatchReport``'s counts: ``resumed``, the rows the checkpoint had
-    from an earlier run. Unreadable rows count as invalid.
+    from an earlier run, and ``settled``, the rows settled before ``track_many``
+    saw them (resumed, unreadable, or repeats of rows accepted earlier in this
+    run). Unreadable rows count as invalid.
     """
 
     resumed: int = 0
+    settled: int = 0
 
 
 def write_failure(out: IO[str], line: int, row: object, error: str) -> None:
@@ -72,12 +75,17 @@ async def backfill(
     def feed() -> Iterator[dict[str, Any]]:
         for row in rows:
             if row.fields is None:
+                tally.settled += 1
                 tally.invalid += 1
                 write_failure(failures, row.line, row.raw or None, row.problem)
                 continue
             key = normalise_key(row.fields.get("transaction_id"), row.fields.get("event_type"))
             if key is not None and key in checkpoint:
-                tally.resumed += 1
+                tally.settled += 1
+                if checkpoint.done_earlier(key):
+                    tally.resumed += 1
+                else:  # a repeat, in this input, of a row accepted moments ago
+                    tally.skipped += 1
                 continue
             lines[next(indexes)] = row.line
             yield row.fields

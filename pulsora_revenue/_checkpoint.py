@@ -40,6 +40,12 @@ class Checkpoint:
             "CREATE TABLE IF NOT EXISTS done (transaction_id TEXT NOT NULL, "
             "event_type TEXT NOT NULL, PRIMARY KEY (transaction_id, event_type)) WITHOUT ROWID"
         )
+        # The keys this run added: a repeat of one, later in the same input, is
+        # not "done by an earlier run". A temporary table: on disk, not in memory.
+        self._db.execute(
+            "CREATE TEMP TABLE added (transaction_id TEXT NOT NULL, event_type TEXT NOT NULL, "
+            "PRIMARY KEY (transaction_id, event_type)) WITHOUT ROWID"
+        )
         self._db.execute("CREATE TABLE IF NOT EXISTS about (key TEXT PRIMARY KEY, value TEXT)")
         self._db.execute("INSERT OR IGNORE INTO about VALUES ('endpoint', ?)", (endpoint,))
         (made_for,) = self._db.execute("SELECT value FROM about WHERE key = 'endpoint'").fetchone()
@@ -56,9 +62,19 @@ class Checkpoint:
         ).fetchone()
         return found is not None
 
+    def done_earlier(self, key: tuple[str, str]) -> bool:
+        """Whether *key* was accepted by an earlier run, not by this one."""
+        found = self._db.execute(
+            "SELECT 1 FROM done WHERE transaction_id = ?1 AND event_type = ?2 AND NOT EXISTS "
+            "(SELECT 1 FROM added WHERE transaction_id = ?1 AND event_type = ?2)",
+            key,
+        ).fetchone()
+        return found is not None
+
     def add(self, key: tuple[str, str]) -> None:
         """Remember *key* as accepted, durably."""
         self._db.execute("INSERT OR IGNORE INTO done VALUES (?, ?)", key)
+        self._db.execute("INSERT OR IGNORE INTO added VALUES (?, ?)", key)
 
     def __len__(self) -> int:
         (count,) = self._db.execute("SELECT COUNT(*) FROM done").fetchone()

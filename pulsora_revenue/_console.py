@@ -61,7 +61,7 @@ class Display:
 
     def update(self, counters: Counters) -> None:
         """Called by ``track_many`` about four times a second."""
-        done = counters.done + self.tally.resumed
+        done = counters.done + self.tally.settled  # track_many's, and the rows before it
         failures = self.tally.invalid + self.tally.failed
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done, rate=counters.rate, failures=failures)

@@ -11,10 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
+from pulsora_revenue import Progress, Revenue
+from pulsora_revenue._backfill import Tally, backfill
+from pulsora_revenue._checkpoint import Checkpoint
 from pulsora_revenue._cli import main, parse_rate
+from pulsora_revenue._rows import count_rows, read
 
 from .conftest import DevServer
 from .data import EVENT, TOKEN
@@ -349,3 +354,54 @@ def test_an_unparsable_line_is_kept_whole_in_the_failures(env: DevServer, tmp_pa
     ]
     assert failure["_input"] == '{"amount": 5,'
     assert failure["_line"] == 2
+
+
+def test_a_repeat_of_a_row_accepted_in_this_run_is_skipped_not_resumed(
+    env: DevServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One worker takes the rows 16 at a time: tx_0 is accepted before its repeat is read.
+    rows = [*purchases(20), {**EVENT, "transaction_id": "tx_0"}]
+    source = write_jsonl(tmp_path / "payments.jsonl", rows)
+    assert main(["backfill", str(source), "--no-progress", "--concurrency", "1"]) == 0
+    counts = summary_counts(capsys.readouterr().out)
+    assert counts["repeated in the input (skipped)"] == 1
+    assert counts["done by an earlier run (resumed)"] == 0
+    assert counts["sent"] == 20
+    assert main(["backfill", str(source), "--no-progress"]) == 0  # again: all done before
+    counts = summary_counts(capsys.readouterr().out)
+    assert counts["done by an earlier run (resumed)"] == 21
+    assert counts["sent"] == counts["repeated in the input (skipped)"] == 0
+
+
+def summary_counts(out: str) -> dict[str, int]:
+    """The rows of the backfill's summary table: outcome -> events."""
+    cells = [[cell.strip() for cell in line.strip("│ ").split("│")] for line in out.splitlines()]
+    return {row[0]: int(row[1]) for row in cells if len(row) == 2 and row[1].isdigit()}
+
+
+def test_progress_counts_the_rows_settled_before_sending(env: DevServer, tmp_path: Path) -> None:
+    rows = [*purchases(20), {**EVENT, "transaction_id": "tx_0"}]  # tx_0 is sent before its repeat
+    source = write_jsonl(tmp_path / "payments.jsonl", rows, ["{not json\n"])
+    seen: list[Progress] = []
+    tally = Tally()
+    checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite", endpoint=env.endpoint)
+
+    async def run() -> None:
+        async with Revenue(TOKEN, endpoint=env.endpoint) as revenue:
+            with source.open() as handle, (tmp_path / "failures.jsonl").open("w") as failures:
+                await backfill(
+                    revenue,
+                    read(handle, "jsonl"),
+                    checkpoint=checkpoint,
+                    failures=failures,
+                    tally=tally,
+                    concurrency=1,
+                    on_progress=seen.append,
+                )
+
+    try:
+        anyio.run(run)
+    finally:
+        checkpoint.close()
+    assert (tally.settled, tally.skipped, tally.invalid, tally.sent) == (2, 1, 1, 20)
+    assert seen[-1].done + tally.settled == count_rows(str(source), "jsonl") == 22
