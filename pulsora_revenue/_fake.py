@@ -131,9 +131,11 @@ class FakePulsora:
         self.faults.outage(Fault(status=status, retry_after=retry_after), seconds=seconds)
 
     def reset(self) -> None:
-        """Forget events, rejections, scripted faults and the request count."""
+        """Forget events, rejections, scripted faults, the rate limit's window and the counts."""
         self._store.clear()
         self.faults.clear()
+        if self.ingest.rate_limit is not None:
+            self.ingest.rate_limit.reset()
         self.requests = self.peak_concurrency = 0
 
     async def _handle(self, request: httpx.Request) -> httpx.Response:

@@ -88,6 +88,10 @@ class RateLimit:
             return None
         return self._window_start + self.window - now
 
+    def reset(self) -> None:
+        """Start afresh: the next request opens a new window."""
+        self._window_start, self._count = -math.inf, 0
+
 
 @attrs.define
 class Ingest:

@@ -76,6 +76,15 @@ async def test_rate_limit_is_enforced() -> None:
     assert info.value.retry_after == 60
 
 
+async def test_reset_opens_a_new_rate_limit_window() -> None:
+    fake = FakePulsora(rate_limit=(1, 3600))
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        await revenue.track(EVENT)
+        fake.reset()
+        result = await revenue.track({**EVENT, "transaction_id": "tx_2"})
+    assert result.status_code == 202
+
+
 async def test_token_list(fake_pulsora: FakePulsora) -> None:
     fake = FakePulsora(tokens={"sec_other_0123456789"})
     async with Revenue(TOKEN, transport=fake.transport) as revenue:
