@@ -77,19 +77,31 @@ def answered(
 
 def no_answer(
     failure: BaseException,
+    scrub: Callable[[str], str],
+    *,
+    sent: bool = True,
+    retryable: bool = True,
+) -> Reply:
+    """The reply when no answer came: *sent* if the request may have reached the server.
+
+    The failure is described by its type and its own message, with the token
+    scrubbed from it: an HTTP library may quote what it received, and a broken
+    proxy may have echoed the request's headers.
+    """
+    return lost(failure, shorten(scrub(str(failure))), sent=sent, retryable=retryable)
+
+
+def lost(
+    failure: BaseException,
+    detail: str,
     *,
     sent: bool = True,
     retryable: bool = True,
     timed_out: bool = False,
-    detail: str | None = None,
 ) -> Reply:
-    """The reply when no answer came: *sent* if the request may have reached the server.
-
-    The failure is described by its type and *detail*, or its own message.
-    """
+    """Like ``no_answer``, but described by its type and *detail*, our own words."""
     seen = Observation(None, sent=sent, retryable=retryable)
-    text = f"{type(failure).__name__}: {failure if detail is None else detail}"
-    return Reply(seen, failure=text, timed_out=timed_out)
+    return Reply(seen, failure=f"{type(failure).__name__}: {detail}", timed_out=timed_out)
 
 
 def server_message(status: int, headers: Mapping[str, str], content: bytes) -> str:

@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - the speed extra is not installed
     HAVE_AIOHTTP = False
 else:
     HAVE_AIOHTTP = True
-from ._http import Reply, answered, no_answer
+from ._http import Reply, answered, lost, no_answer
 
 logger = logging.getLogger("pulsora_revenue")
 
@@ -63,12 +63,12 @@ def env_proxy(url: str) -> str | None:
 
 
 def deadline_passed() -> Reply:
-    return no_answer(TimeoutError("the call's deadline ran out"), retryable=False, timed_out=True)
+    return lost(TimeoutError(), "the call's deadline ran out", retryable=False, timed_out=True)
 
 
 def timed_out(failure: BaseException, what: str, timeout: float, *, sent: bool = True) -> Reply:
     """The reply when one attempt ran out of its *timeout*: worth another attempt."""
-    return no_answer(failure, sent=sent, timed_out=True, detail=f"{what} within {timeout:g} s")
+    return lost(failure, f"{what} within {timeout:g} s", sent=sent, timed_out=True)
 
 
 def attempt_limit(budget: float, timeout: float) -> float:
@@ -123,11 +123,11 @@ class HttpxSender:
         except httpx.TimeoutException as exc:
             return timed_out(exc, "no answer", self._timeout)
         except httpx.ConnectError as exc:
-            return no_answer(exc, sent=False)
+            return no_answer(exc, scrub, sent=False)
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
-            return no_answer(exc)  # the answer was lost on the way
+            return no_answer(exc, scrub)  # the answer was lost on the way
         except httpx.HTTPError as exc:
-            return no_answer(exc, sent=False, retryable=False)
+            return no_answer(exc, scrub, sent=False, retryable=False)
         return answered(response.status_code, response.headers, response.content, scrub)
 
     async def aclose(self) -> None:
@@ -179,17 +179,17 @@ class AiohttpSender:
         except aiohttp.ServerTimeoutError as exc:  # a read timed out: it may have landed
             return timed_out(exc, "no answer", self._timeout)
         except aiohttp.ClientConnectorError as exc:
-            return no_answer(exc, sent=False)
+            return no_answer(exc, scrub, sent=False)
         except (
             aiohttp.ClientConnectionError,
             aiohttp.ClientPayloadError,
             aiohttp.ClientResponseError,  # a malformed answer, after the request went out
         ) as exc:
-            return no_answer(exc)  # the answer was lost on the way
+            return no_answer(exc, scrub)  # the answer was lost on the way
         except TimeoutError as exc:
             return out_of_time(exc, budget, self._timeout)
         except aiohttp.ClientError as exc:
-            return no_answer(exc, sent=False, retryable=False)
+            return no_answer(exc, scrub, sent=False, retryable=False)
 
     def _client_timeout(self, total: float) -> aiohttp.ClientTimeout:
         # No rounding up to whole seconds (aiohttp's ceil_threshold): the connect

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import logging
+import socketserver
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
 
-from pulsora_revenue import ConfigurationError, PulsoraError, RetryPolicy, Revenue
+from pulsora_revenue import (
+    APIConnectionError,
+    ConfigurationError,
+    PulsoraError,
+    RetryPolicy,
+    Revenue,
+)
 from pulsora_revenue._config import redact
+from pulsora_revenue._senders import Backend
 
 pytestmark = pytest.mark.anyio
 
@@ -75,6 +86,46 @@ async def test_failing_retried_call_leaks_nothing(caplog: pytest.LogCaptureFixtu
     for text in shown:
         assert TOKEN not in text
     assert "sec_…WXYZ" in str(info.value)
+
+
+class EchoingProxy(socketserver.StreamRequestHandler):
+    """Answers with a malformed header line that quotes the request's token header."""
+
+    def handle(self) -> None:
+        head = iter(self.rfile.readline, b"\r\n")  # the request's lines, up to the blank one
+        token = next(line for line in head if line.lower().startswith(b"x-api-token")).strip()
+        self.wfile.write(b"HTTP/1.1 502 Bad Gateway\r\nX-Echo " + token + b"\r\n\r\n")
+
+
+@contextmanager
+def echoing_proxy() -> Iterator[str]:
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), EchoingProxy) as proxy:
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{proxy.server_address[1]}/api/ingest"
+        finally:
+            proxy.shutdown()
+
+
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_an_http_librarys_own_error_text_is_redacted(
+    backend: Backend, anyio_backend_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # h11 and aiohttp quote a malformed line they received: here, the echoed token.
+    if backend == "aiohttp" and anyio_backend_name != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+    caplog.set_level(logging.DEBUG, logger="pulsora_revenue")
+    policy = RetryPolicy(max_attempts=2)
+    with echoing_proxy() as endpoint:
+        async with Revenue(
+            TOKEN, endpoint=endpoint, backend=backend, retry=policy, debug=True
+        ) as revenue:
+            with pytest.raises(APIConnectionError) as info:
+                await revenue.track(EVENT)
+    assert info.value.attempts == 2
+    shown = [str(info.value), *(r.getMessage() for r in caplog.records)]
+    assert "SuperSecret" not in "".join(shown)
+    assert "sec_…WXYZ" in str(info.value), "the library's text is kept, with the token redacted"
 
 
 async def test_a_truncated_echo_is_redacted_too() -> None:
