@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import anyio.lowlevel
 import attrs
 
 from . import _clock
@@ -75,7 +76,10 @@ class Channel:
         """Send *event* (encoded as *body*) until accepted, or raise the final error.
 
         *key* is the event's ``idempotency_key``, if the caller has it already.
+        A caller cancelled already sends nothing: on a pooled connection aiohttp
+        writes the request before it first waits, where a cancellation would land.
         """
+        await anyio.lowlevel.checkpoint_if_cancelled()
         return TrackResult(event, *await self.send(event, body, key=key, pacing=pacing))
 
     async def send(

@@ -400,3 +400,44 @@ async def test_a_run_over_an_instant_transport_can_be_cancelled(status: int, wat
         assert {o.status for o in outcomes} == {
             OutcomeStatus.SENT if status == 202 else OutcomeStatus.FAILED
         }
+
+
+async def test_an_already_cancelled_caller_sends_nothing() -> None:
+    fake = FakePulsora()
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await revenue.track_many(events(10), concurrency=4)
+    assert scope.cancelled_caught
+    assert fake.requests == 0
+
+
+async def test_a_cancellation_from_on_result_stops_the_next_send() -> None:
+    fake = FakePulsora()  # answers at once: the workers would never notice on their own
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        with anyio.CancelScope() as scope:
+
+            def stop_after_two(outcome: Outcome) -> None:
+                if outcome.index == 1:
+                    scope.cancel()
+
+            await revenue.track_many(events(60), concurrency=1, on_result=stop_after_two)
+    assert scope.cancelled_caught
+    assert fake.requests == 2
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["track", "track_many"])
+async def test_a_cancelled_caller_sends_nothing_over_a_pooled_connection(
+    server: DevServer, many: bool
+) -> None:
+    # aiohttp writes a request on a pooled connection before it first waits.
+    async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
+        await revenue.track_many(events(4, start=100), concurrency=4)  # four pooled connections
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            if many:
+                await revenue.track_many(events(10), concurrency=4)
+            else:
+                await revenue.track(next(events(1)))
+    assert scope.cancelled_caught
+    assert len(server.events()) == 4

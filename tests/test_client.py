@@ -32,6 +32,7 @@ from pulsora_revenue import (
     ValidationError,
     testing,
 )
+from pulsora_revenue.testing import FakePulsora
 
 from .data import EVENT, TOKEN
 
@@ -332,6 +333,16 @@ async def test_cancellation_during_backoff_sends_nothing_more() -> None:
         await anyio.sleep(0.1)
     assert scope.cancelled_caught
     assert len(script.requests) == 1
+
+
+async def test_an_already_cancelled_caller_sends_nothing() -> None:
+    fake = FakePulsora()  # answers at once: nothing on the way would notice a cancellation
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await revenue.track(EVENT)
+    assert scope.cancelled_caught
+    assert fake.requests == 0
 
 
 async def test_passed_in_client_is_used_but_not_closed() -> None:
