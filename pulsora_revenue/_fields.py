@@ -47,10 +47,38 @@ class Invalid(Exception):
         self.errors = errors
 
 
+def lone_surrogate(value: str) -> bool:
+    """Whether *value* holds a lone surrogate, which UTF-8 cannot carry.
+
+    ``json.loads`` makes one of an escape such as ``"\\ud800"``; unchecked, it
+    would fail only when the event is keyed or encoded, far from its input.
+    """
+    if value.isascii():  # the common case, and a flag Python keeps: no scan
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def surrogate_error(path: str, name: str, value: str) -> FieldError:
+    return FieldError(
+        path, f"{name} must be text without a lone surrogate. Received: {received(value)}."
+    )
+
+
+def sendable(name: str, value: str) -> str:
+    """Return *value*, or raise ``Invalid`` if it holds a lone surrogate."""
+    if lone_surrogate(value):
+        raise Invalid(surrogate_error(name, name, value))
+    return value
+
+
 def required_str(name: str, value: object) -> str:
     """Return *value* stripped; it must be a non-blank string."""
     if isinstance(value, str) and value.strip():
-        return value.strip()
+        return sendable(name, value.strip())
     if value is None or isinstance(value, str):
         raise Invalid(FieldError(name, f"{name} is required. Received: {received(value)}."))
     raise Invalid(FieldError(name, f"{name} must be a string. Received: {received(value)}."))
@@ -61,7 +89,7 @@ def optional_str(name: str, value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str) and value.strip():
-        return value.strip()
+        return sendable(name, value.strip())
     raise Invalid(
         FieldError(name, f"{name} must be a non-blank string. Received: {received(value)}.")
     )
@@ -224,7 +252,12 @@ def _freeze(value: object, path: str, depth: int, errors: list[FieldError]) -> J
     if depth > MAX_METADATA_DEPTH:
         errors.append(FieldError(path, f"{path} nests deeper than {MAX_METADATA_DEPTH} levels."))
         return None
-    if value is None or isinstance(value, str | bool):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if lone_surrogate(value):
+            errors.append(surrogate_error(path, path, value))
+            return None
         return value
     if isinstance(value, float) and math.isfinite(value):
         return value  # its repr is always short
@@ -246,6 +279,9 @@ def _freeze(value: object, path: str, depth: int, errors: list[FieldError]) -> J
                 errors.append(
                     FieldError(path, f"{path} keys must be strings. Received: {received(key)}.")
                 )
+                continue
+            if lone_surrogate(key):
+                errors.append(surrogate_error(path, f"{path} keys", key))
                 continue
             items[key] = _freeze(item, _child(path, key), depth + 1, errors)
         return MappingProxyType(items)

@@ -441,3 +441,16 @@ async def test_a_cancelled_caller_sends_nothing_over_a_pooled_connection(
                 await revenue.track(next(events(1)))
     assert scope.cancelled_caught
     assert len(server.events()) == 4
+
+
+async def test_a_row_utf_8_cannot_carry_is_invalid_and_the_run_goes_on() -> None:
+    rows = list(events(10))
+    rows[3] = {**EVENT, "transaction_id": "tx_\ud800"}  # json.loads makes this of "tx_\\ud800"
+    fake = FakePulsora()
+    outcomes: list[Outcome] = []
+    async with Revenue(TOKEN, transport=fake.transport) as revenue:
+        report = await revenue.track_many(rows, on_result=outcomes.append)
+    assert (report.total, report.sent, report.invalid) == (10, 9, 1)
+    (bad,) = [o for o in outcomes if o.status is OutcomeStatus.INVALID]
+    assert bad.index == 3
+    assert "lone surrogate" in str(bad.error)

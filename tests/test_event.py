@@ -101,6 +101,27 @@ def test_optional_strings(field: str) -> None:
     assert only_error(**{field: 7}).message == f"{field} must be a non-blank string. Received: 7."
 
 
+LONE_SURROGATE = "tx_\ud800"  # what json.loads makes of the escape "tx_\\ud800"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path"),
+    [
+        *(({field: LONE_SURROGATE}, field) for field in REQUIRED_STRINGS),
+        ({"payment_processor": LONE_SURROGATE}, "payment_processor"),
+        ({"customer_subscription_id": LONE_SURROGATE}, "customer_subscription_id"),
+        ({"metadata": {"plan": LONE_SURROGATE}}, "metadata.plan"),
+        ({"metadata": {"tags": ["ok", LONE_SURROGATE]}}, "metadata.tags[1]"),
+        ({"metadata": {LONE_SURROGATE: "x"}}, "metadata"),
+    ],
+)
+def test_text_that_utf_8_cannot_carry_is_refused(overrides: dict[str, Any], path: str) -> None:
+    error = only_error(**overrides)
+    assert error.path == path
+    assert "lone surrogate" in error.message
+    assert "'tx_\\ud800'" in error.message  # the received value, escaped
+
+
 def test_the_received_value_is_shortened_when_long() -> None:
     error = only_error(customer_id=["x" * 200])
     assert error.message.startswith("customer_id must be a string. Received: ['xxx")
