@@ -18,6 +18,7 @@ from pulsora_revenue import (
     Outcome,
     OutcomeStatus,
     Progress,
+    RateLimitError,
     RetryPolicy,
     Revenue,
     testing,
@@ -236,6 +237,22 @@ async def test_429_storm_sends_no_more_than_concurrency_while_closed() -> None:
         report = await revenue.track_many(events(20), concurrency=4)
     assert report.sent == 20
     assert during_storm <= 4
+
+
+@pytest.mark.parametrize("retry_after", ["3601", "1e20"])
+async def test_a_429_asking_for_more_than_an_hour_fails_its_event(retry_after: str) -> None:
+    answers = itertools.chain(
+        [httpx.Response(429, headers={"Retry-After": retry_after}, json={"error": "Slow"})],
+        itertools.repeat(httpx.Response(202, json={"success": True})),
+    )
+    outcomes: list[Outcome] = []
+    async with Revenue(TOKEN, transport=httpx.MockTransport(lambda _: next(answers))) as revenue:
+        with testing.fast_retries() as sleeps:
+            report = await revenue.track_many(events(4), concurrency=1, on_result=outcomes.append)
+    assert (report.sent, report.failed) == (3, 1)
+    assert isinstance(outcomes[0].error, RateLimitError)
+    assert outcomes[0].error.retry_after == float(retry_after)
+    assert sleeps == [], "nothing waited for it"
 
 
 async def test_rate_limit_spaces_requests() -> None:
