@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 
 import anyio
 import anyio.abc
@@ -162,14 +169,19 @@ class Batch:
     async def _produce(
         self, source: AsyncIterable[object], send: anyio.abc.ObjectSendStream[tuple[int, object]]
     ) -> None:
+        iterator = aiter(source)
         async with send:  # closing it tells the workers that the input is over
             index = 0
             try:
-                async for item in source:
+                async for item in iterator:
                     await send.send((index, item))
                     index += 1
             except Exception as exc:
                 self.input_error = exc
+            finally:
+                if isinstance(iterator, AsyncGenerator):  # left unfinished if the run stopped:
+                    with anyio.CancelScope(shield=True):  # its clean-up runs now, not when
+                        await iterator.aclose()  # it is garbage collected (trio warns then)
 
     async def _work(self, items: Items, scope: anyio.CancelScope) -> None:
         # A send may not wait before its request is out (aiohttp on a pooled

@@ -471,3 +471,28 @@ async def test_a_row_utf_8_cannot_carry_is_invalid_and_the_run_goes_on() -> None
     (bad,) = [o for o in outcomes if o.status is OutcomeStatus.INVALID]
     assert bad.index == 3
     assert "lone surrogate" in str(bad.error)
+
+
+@pytest.mark.parametrize("stop", ["401", "cancelled"])
+async def test_an_async_generator_left_unfinished_is_closed_at_once(stop: str) -> None:
+    closed = False
+
+    async def source() -> AsyncIterator[dict[str, Any]]:
+        nonlocal closed
+        try:
+            for row in events(1000):
+                yield row
+        finally:
+            closed = True  # a cursor closed, say: it must not wait for the garbage collector
+
+    status = 401 if stop == "401" else 202
+    transport = httpx.MockTransport(lambda _: httpx.Response(status, json={"error": "No"}))
+    async with Revenue(TOKEN, transport=transport) as revenue:
+        with anyio.CancelScope() as scope:
+            if stop == "401":
+                with pytest.raises(AuthenticationError):
+                    await revenue.track_many(source(), concurrency=2)
+            else:
+                cancel = lambda _: scope.cancel()  # noqa: E731
+                await revenue.track_many(source(), concurrency=2, on_result=cancel)
+        assert closed
