@@ -132,7 +132,13 @@ class Channel:
             if decision.verdict is Verdict.DELIVERED:
                 return reply.seen.status_code, requests, elapsed, decision.duplicate
             if decision.verdict is Verdict.GIVE_UP:
-                raise to_exception(reply, event=event, attempts=requests, url=self.url)
+                raise to_exception(
+                    reply,
+                    event=event,
+                    attempts=requests,
+                    url=self.url,
+                    maybe_delivered=maybe_delivered,
+                )
             maybe_delivered = maybe_delivered or reply.seen.may_have_landed
             if self.debug:
                 logger.debug("retrying %s in %.3f s", summary(event), decision.delay)

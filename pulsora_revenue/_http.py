@@ -146,8 +146,14 @@ _ADVICE: Mapping[int, tuple[type[APIError], str]] = {
 }
 
 
-def to_exception(reply: Reply, *, event: RevenueEvent, attempts: int, url: str) -> PulsoraError:
-    """Build the exception for a final, failed *reply* (whose message is redacted)."""
+def to_exception(
+    reply: Reply, *, event: RevenueEvent, attempts: int, url: str, maybe_delivered: bool = False
+) -> PulsoraError:
+    """Build the exception for a final, failed *reply* (whose message is redacted).
+
+    *maybe_delivered* says that an earlier attempt's answer was lost: the
+    message then says that the event may have been recorded.
+    """
     status = reply.seen.status_code
     what = f"transaction {event.transaction_id!r}"
     tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
@@ -162,12 +168,18 @@ def to_exception(reply: Reply, *, event: RevenueEvent, attempts: int, url: str) 
         return (kind or APIConnectionError)(text, attempts=attempts)
     error_class, advice = _ADVICE.get(
         status,
-        (ServerError, "Pulsora had trouble; the event was probably not recorded, try again later.")
+        (
+            ServerError,
+            "Pulsora had trouble, and may or may not have recorded the event: track it again "
+            "later (it is safe: Pulsora de-duplicates by transaction_id and event_type).",
+        )
         if status >= 500
         else (APIError, "Unexpected answer from Pulsora: check the endpoint URL."),
     )
     quoted = f": {reply.message}" if reply.message else ""
     text = f"HTTP {status}{quoted} for {what} after {tries}. {advice}"
+    if maybe_delivered and status < 500:
+        text += " An earlier attempt may have been recorded: its answer was lost."
     if error_class is RateLimitError:
         retry_after = reply.seen.retry_after
         if retry_after is not None:

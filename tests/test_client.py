@@ -274,6 +274,31 @@ async def test_lost_answer_then_409_counts_as_delivered(
     assert result.status_code == 409
 
 
+async def test_a_final_5xx_says_the_event_may_be_recorded(
+    client_for: Callable[..., Revenue],
+) -> None:
+    # A 5xx may come from a gateway after Pulsora recorded the event.
+    async with client_for(Script(503), retry=RetryPolicy(max_attempts=1)) as revenue:
+        with pytest.raises(ServerError) as info:
+            await revenue.track(EVENT)
+    assert "may or may not have recorded" in str(info.value)
+    assert "safe" in str(info.value)
+
+
+async def test_a_final_refusal_after_a_lost_answer_says_it_may_be_recorded(
+    client_for: Callable[..., Revenue],
+) -> None:
+    script = Script(httpx.ReadTimeout("lost"), 429, 429)
+    async with client_for(script, retry=RetryPolicy(max_attempts=3)) as revenue:
+        with pytest.raises(RateLimitError) as info:
+            await revenue.track(EVENT)
+    assert "An earlier attempt may have been recorded" in str(info.value)
+    async with client_for(Script(429, 429, 429), retry=RetryPolicy(max_attempts=3)) as revenue:
+        with pytest.raises(RateLimitError) as info:
+            await revenue.track(EVENT)
+    assert "earlier attempt" not in str(info.value)
+
+
 async def test_409_on_first_attempt_is_an_error(client_for: Callable[..., Revenue]) -> None:
     script = Script(409)
     async with client_for(script) as revenue:
