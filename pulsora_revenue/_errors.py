@@ -148,7 +148,7 @@ class RateLimitError(APIError):
 
 
 class ServerError(APIError):
-    """5xx: Pulsora had trouble; the event may or may not be recorded (tracking it again is safe)."""
+    """5xx: Pulsora had trouble; the event may or may not be recorded (track it again: safe)."""
 
 
 class APIConnectionError(PulsoraError):
