@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
+    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -169,10 +170,11 @@ class Batch:
     async def _produce(
         self, source: AsyncIterable[object], send: anyio.abc.ObjectSendStream[tuple[int, object]]
     ) -> None:
-        iterator = aiter(source)
         async with send:  # closing it tells the workers that the input is over
             index = 0
+            iterator: AsyncIterator[object] | None = None
             try:
+                iterator = aiter(source)
                 async for item in iterator:
                     await send.send((index, item))
                     index += 1

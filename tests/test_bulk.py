@@ -496,3 +496,13 @@ async def test_an_async_generator_left_unfinished_is_closed_at_once(stop: str) -
                 cancel = lambda _: scope.cancel()  # noqa: E731
                 await revenue.track_many(source(), concurrency=2, on_result=cancel)
         assert closed
+
+
+async def test_an_async_input_that_cannot_start_raises_its_own_error() -> None:
+    class Unopenable:
+        def __aiter__(self) -> AsyncIterator[object]:
+            raise OSError("the export cannot be opened")
+
+    async with Revenue(TOKEN, transport=FakePulsora().transport) as revenue:
+        with pytest.raises(OSError, match="cannot be opened"):
+            await revenue.track_many(Unopenable())
