@@ -500,7 +500,7 @@ async def test_an_async_generator_left_unfinished_is_closed_at_once(stop: str) -
 
 async def test_an_async_input_that_cannot_start_raises_its_own_error() -> None:
     class Unopenable:
-        def __aiter__(self) -> AsyncIterator[object]:
+        def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
             raise OSError("the export cannot be opened")
 
     async with Revenue(TOKEN, transport=FakePulsora().transport) as revenue:
