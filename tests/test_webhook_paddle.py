@@ -142,6 +142,18 @@ async def test_canceled_subscription_is_churn() -> None:
     assert churn.mrr_impact == Decimal("-950.00")  # 30.00 x 20 + 100.00 + 250.00
 
 
+async def test_a_daily_price_of_an_exact_half_rounds_half_to_even() -> None:
+    entity = data("subscription.canceled")
+    entity["items"] = entity["items"][:1]
+    entity["items"][0]["quantity"] = 1
+    entity["items"][0]["price"]["unit_price"]["amount"] = "1650"  # 16.50 a day
+    entity["items"][0]["price"]["billing_cycle"] = {"interval": "day", "frequency": 1}
+    (churn,) = await paddle.to_revenue_events(
+        event("subscription.canceled", entity), resolver=resolver
+    )
+    assert churn.mrr_impact == Decimal("-501.88")  # 50,187.5 cents a month, half to even
+
+
 async def test_yearly_items_count_a_twelfth() -> None:
     entity = data("subscription.canceled")
     for item in entity["items"]:

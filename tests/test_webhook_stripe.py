@@ -5,10 +5,13 @@ from __future__ import annotations
 import copy
 import json
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pulsora_revenue import EventType
 from pulsora_revenue.webhooks import MissingAttributionError, WebhookPayloadError, stripe
@@ -69,14 +72,14 @@ def subscription_invoice(reason: str = "subscription_create", **changes: Any) ->
 
 
 def subscription(
-    quantity: int = 1, unit_amount: int = 2000, interval: str = "month"
+    quantity: int = 1, unit_amount: int = 2000, interval: str = "month", count: int = 1
 ) -> dict[str, Any]:
     sub = fixture("subscription")
     sub["metadata"] = dict(ATTRIBUTION)
     item = sub["items"]["data"][0]
     item["quantity"] = quantity
     item["price"].update(unit_amount=unit_amount, unit_amount_decimal=str(unit_amount))
-    item["price"]["recurring"].update(interval=interval, interval_count=1)
+    item["price"]["recurring"].update(interval=interval, interval_count=count)
     return sub
 
 
@@ -272,6 +275,57 @@ async def test_weekly_and_daily_prices_are_normalised_to_a_month() -> None:
     daily = subscription(unit_amount=100, interval="day")
     (churn,) = await stripe.to_revenue_events(event("customer.subscription.deleted", daily))
     assert churn.mrr_impact == Decimal("-30.42")  # 1.00 x 365 / 12
+
+
+#: A month in each interval, exactly.
+MONTHS_IN = {
+    "day": Fraction(12, 365),
+    "week": Fraction(12, 52),
+    "month": Fraction(1),
+    "year": Fraction(12),
+}
+
+
+@pytest.mark.parametrize(
+    ("unit_amount", "interval", "count", "mrr"),
+    [
+        (1650, "day", 1, "501.88"),  # 50,187.5 cents a month: half to even, up
+        (9999, "week", 6, "72.22"),  # 7,221.5 cents
+        (2500, "year", 8, "0.26"),  # 26.041... cents
+    ],
+)
+async def test_mrr_of_an_exact_half_is_rounded_half_to_even(
+    unit_amount: int, interval: str, count: int, mrr: str
+) -> None:
+    sub = subscription(unit_amount=unit_amount, interval=interval, count=count)
+    (churn,) = await stripe.to_revenue_events(event("customer.subscription.deleted", sub))
+    assert churn.mrr_impact == -Decimal(mrr)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    unit_amount=st.integers(1, 10**9),
+    quantity=st.integers(1, 500),
+    interval=st.sampled_from(sorted(MONTHS_IN)),
+    count=st.integers(1, 12),
+)
+async def test_mrr_is_exact_until_rounded_once(
+    unit_amount: int, quantity: int, interval: str, count: int
+) -> None:
+    sub = subscription(quantity, unit_amount, interval, count)
+    (churn,) = await stripe.to_revenue_events(event("customer.subscription.deleted", sub))
+    cents = round(Fraction(unit_amount * quantity) / (MONTHS_IN[interval] * count))
+    assert churn.mrr_impact == -Decimal(cents).scaleb(-2)
+
+
+@pytest.mark.parametrize("field", ["amount_total", "quantity"])
+async def test_integers_too_long_for_money_are_payload_errors(field: str) -> None:
+    if field == "amount_total":
+        payload = event("checkout.session.completed", paid_session(amount_total=10**85))
+    else:
+        payload = event("customer.subscription.deleted", subscription(quantity=10**85))
+    with pytest.raises(WebhookPayloadError):
+        await stripe.to_revenue_events(payload)
 
 
 async def test_deleted_subscription_is_churn() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from .._errors import ValidationError
@@ -20,12 +21,13 @@ Resolver = Callable[[str], Awaitable[tuple[str, str] | None]]
 #: The metadata keys the browser's fingerprint and session id travel under.
 DEFAULT_KEYS = ("visitor_fingerprint", "session_id")
 
-#: Months in one billing interval (Decimal, so that MRR stays exact until rounded).
-MONTHS_PER_INTERVAL: Mapping[str, Decimal] = {
-    "day": Decimal(12) / Decimal(365),
-    "week": Decimal(12) / Decimal(52),
-    "month": Decimal(1),
-    "year": Decimal(12),
+#: Months in one billing interval, exactly: MRR is a ``Fraction`` until it is
+#: rounded, once (a Decimal 12/365 would turn an exact half into 0.4999...).
+MONTHS_PER_INTERVAL: Mapping[str, Fraction] = {
+    "day": Fraction(12, 365),
+    "week": Fraction(12, 52),
+    "month": Fraction(1),
+    "year": Fraction(12),
 }
 
 
@@ -39,15 +41,15 @@ def currency(node: Node, key: str) -> str:
     return code
 
 
-def major(minor: Decimal | int, exponent: int) -> Decimal:
+def major(minor: Fraction | Decimal | int, exponent: int) -> Decimal:
     """Minor units to major units, rounded (half to even) to the currency's decimals."""
-    with localcontext() as context:
-        context.prec = 80  # amounts of up to 30 digits, and MRR fractions, fit exactly
-        scaled = Decimal(minor).scaleb(-exponent)
-        return scaled.quantize(Decimal(1).scaleb(-exponent), ROUND_HALF_EVEN)
+    sign, digits, _ = Decimal(round(Fraction(minor))).as_tuple()  # round(): half to even
+    return Decimal((sign, digits, -exponent))
 
 
-def monthly(minor_per_interval: Decimal, interval: str, count: int, path: str) -> Decimal:
+def monthly(
+    minor_per_interval: Fraction | Decimal | int, interval: str, count: int, path: str
+) -> Fraction:
     """The monthly equivalent, in minor units, of an amount billed every *count* *interval*s."""
     months = MONTHS_PER_INTERVAL.get(interval)
     if months is None or count < 1:
@@ -56,7 +58,7 @@ def monthly(minor_per_interval: Decimal, interval: str, count: int, path: str) -
             f"count. Received: {interval!r} x {count!r}.",
             field=path,
         )
-    return minor_per_interval / (months * count)
+    return Fraction(minor_per_interval) / (months * count)
 
 
 def moment(value: object, path: str) -> datetime | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 from ._common import major, monthly
 from ._payload import Node
@@ -14,7 +15,7 @@ def invoice_mrr(lines: Node | None, exponent: int) -> Decimal | None:
     Invoices of API versions from 2025-03-31 carry only a price id on their
     lines, not its interval: then the MRR is not in the payload.
     """
-    total = Decimal(0)
+    total = Fraction(0)
     for line in lines.items("data") if lines else []:
         if line.get("proration") is True:
             continue
@@ -36,10 +37,10 @@ def _quantity(node: Node) -> int:
     return 1 if node.get("quantity") is None else node.integer("quantity")
 
 
-def _monthly_price(price: Node, recurring: Node, quantity: int) -> Decimal | None:
+def _monthly_price(price: Node, recurring: Node, quantity: int) -> Fraction | None:
     """The monthly amount in minor units; None for prices without a unit amount (tiered)."""
     if recurring.get("usage_type") == "metered":
-        return Decimal(0)  # billed by use afterwards: not recurring revenue
+        return Fraction(0)  # billed by use afterwards: not recurring revenue
     if price.get("unit_amount_decimal") is not None:
         unit = price.decimal("unit_amount_decimal")
     elif price.get("unit_amount") is not None:
@@ -50,8 +51,9 @@ def _monthly_price(price: Node, recurring: Node, quantity: int) -> Decimal | Non
     return monthly(unit * quantity, recurring.text("interval"), count, recurring.path)
 
 
-def items_mrr(items: list[Node]) -> Decimal | None:
-    total = Decimal(0)
+def items_mrr(items: list[Node]) -> Fraction | None:
+    """The monthly amount, in minor units, of subscription items; None if unknown."""
+    total = Fraction(0)
     for item in items:
         price = item.child("price")
         recurring = price.maybe_child("recurring")

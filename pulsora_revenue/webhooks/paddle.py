@@ -28,7 +28,7 @@ Adjustments carry no ``custom_data``: refunds need the resolver.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from .._event import RevenueEvent
@@ -139,7 +139,7 @@ async def _transaction(data: Node, attribution: Attribution) -> list[RevenueEven
     ]
 
 
-def _items_mrr(items: list[Node], code: str, details: Node | None = None) -> Decimal | None:
+def _items_mrr(items: list[Node], code: str, details: Node | None = None) -> Fraction | None:
     """The monthly amount, in minor units, of the recurring items; None if unknown.
 
     A price is in Paddle's base currency; a transaction in another currency
@@ -149,7 +149,7 @@ def _items_mrr(items: list[Node], code: str, details: Node | None = None) -> Dec
     lines = (
         {str(line.get("price_id")): line for line in details.items("line_items")} if details else {}
     )
-    total = Decimal(0)
+    total = Fraction(0)
     for item in items:
         price = item.child("price")
         cycle = price.maybe_child("billing_cycle")
@@ -157,9 +157,9 @@ def _items_mrr(items: list[Node], code: str, details: Node | None = None) -> Dec
             continue  # a one-time item
         unit_price = price.child("unit_price")
         if unit_price.get("currency_code") in (None, code):
-            unit = Decimal(unit_price.minor_units("amount"))
+            unit = unit_price.minor_units("amount")
         elif (line := lines.get(str(price.get("id")))) is not None:
-            unit = Decimal(line.child("unit_totals").minor_units("subtotal"))
+            unit = line.child("unit_totals").minor_units("subtotal")
         else:
             return None
         quantity = item.integer("quantity")
