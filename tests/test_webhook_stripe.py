@@ -79,6 +79,7 @@ def subscription(
     item = sub["items"]["data"][0]
     item["quantity"] = quantity
     item["price"].update(unit_amount=unit_amount, unit_amount_decimal=str(unit_amount))
+    item["price"]["transform_quantity"] = None  # the fixture's is a placeholder
     item["price"]["recurring"].update(interval=interval, interval_count=count)
     return sub
 
@@ -326,6 +327,14 @@ async def test_integers_too_long_for_money_are_payload_errors(field: str) -> Non
         payload = event("customer.subscription.deleted", subscription(quantity=10**85))
     with pytest.raises(WebhookPayloadError):
         await stripe.to_revenue_events(payload)
+
+
+@pytest.mark.parametrize(("rounding", "mrr"), [("up", "-30.00"), ("down", "-20.00")])
+async def test_package_pricing_bills_whole_packages(rounding: str, mrr: str) -> None:
+    sub = subscription(quantity=25, unit_amount=1000)  # 10.00 for each pack of 10 seats
+    sub["items"]["data"][0]["price"]["transform_quantity"] = {"divide_by": 10, "round": rounding}
+    (churn,) = await stripe.to_revenue_events(event("customer.subscription.deleted", sub))
+    assert churn.mrr_impact == Decimal(mrr)
 
 
 async def test_deleted_subscription_is_churn() -> None:

@@ -48,7 +48,21 @@ def _monthly_price(price: Node, recurring: Node, quantity: int) -> Fraction | No
     else:
         return None  # tiered or custom pricing: the amount depends on usage we do not see
     count = 1 if recurring.get("interval_count") is None else recurring.integer("interval_count")
-    return monthly(unit * quantity, recurring.text("interval"), count, recurring.path)
+    billed = _packages(price.maybe_child("transform_quantity"), quantity)
+    return monthly(unit * billed, recurring.text("interval"), count, recurring.path)
+
+
+def _packages(transform: Node | None, quantity: int) -> int:
+    """How many units are billed: with package pricing, packages of ``divide_by``."""
+    if transform is None:
+        return quantity
+    divide_by, rounding = transform.integer("divide_by"), transform.get("round")
+    if divide_by < 1:
+        raise transform.wrong("divide_by", "a positive integer", divide_by)
+    if rounding not in ("up", "down"):
+        raise transform.wrong("round", '"up" or "down"', rounding)
+    packages, rest = divmod(quantity, divide_by)
+    return packages + 1 if rest and rounding == "up" else packages
 
 
 def items_mrr(items: list[Node]) -> Fraction | None:
