@@ -197,10 +197,12 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
     """``pulsora-revenue outbox PATH``: what waits, the dead letters; drain or export."""
     from datetime import UTC, datetime
 
-    from ._outbox import Outbox
+    from ._outbox import Outbox, is_outbox
 
     if not Path(args.path).is_file():
         raise ConfigurationError(f"there is no outbox at {args.path}")
+    if not is_outbox(args.path):  # a checkpoint, say: show nothing, and change nothing in it
+        raise ConfigurationError(f"{args.path} is not an outbox: check the path")
 
     async def main() -> int:
         outbox = Outbox(args.path)

@@ -64,41 +64,56 @@ class Drainer:
             for position, row in enumerate(rows):
                 try:
                     outcome = await self._deliver(row)
-                except BaseException:  # cancelled (aclose): hand the rest back at once
-                    with anyio.CancelScope(shield=True):
+                except BaseException:  # cancelled (aclose), or a failure of our own:
+                    with anyio.CancelScope(shield=True):  # hand the rest back at once
                         await self.outbox.release(rows[position:])
                     raise
                 if outcome == "down":
-                    await self._release(rows[position + 1 :])
+                    with anyio.CancelScope(shield=True):  # nothing left claimed for a lease
+                        await self._release(rows[position + 1 :])
                     return delivered
-                delivered += outcome == "done"
-        if delivered:
-            self.pause = 0.0
+                if outcome == "done":
+                    delivered += 1
+                    self.pause = 0.0  # Pulsora accepts again: a later failure starts afresh
         return delivered
 
     async def _deliver(self, row: Row) -> str:
+        """Send one row and write down its outcome ("done", "down" or "dead").
+
+        Once the answer is in, the outcome is written in a shielded scope: a
+        cancellation then must not hand back a row Pulsora has accepted.
+        """
         try:
             event = CONVERTER.structure(_json.loads(row.data), RevenueEvent)
+        except (ValidationError, ValueError) as exc:  # a row this version cannot read
+            with anyio.CancelScope(shield=True):
+                await self.outbox.bury(row, f"unreadable: {exc}")
+            return "dead"
+        try:
             await self.channel.deliver(event, row.body, key=row.idempotency_key)
         except DuplicateTransactionError:
-            await self.outbox.done(row)  # recorded already: by an earlier, lost, answer
+            with anyio.CancelScope(shield=True):  # recorded already, by an earlier lost answer
+                await self.outbox.done(row)
             return "done"
         except (*_DOWN, APIError) as exc:
-            if isinstance(exc, _DOWN) or exc.status_code not in PERMANENT:
-                # Pulsora down, or a 408, or a proxy's 404: not the row's fault.
-                self.pause = min(MAX_PAUSE, max(1.0, self.pause * 2))
-                wait = exc.retry_after if isinstance(exc, RateLimitError) else None
-                await self.outbox.retry_later(row, max(self.pause, wait or 0.0), str(exc))
-                logger.info("outbox: not delivered, next try in %.0f s: %s", self.pause, exc)
-                return "down"
-            await self.outbox.bury(row, str(exc))
-            logger.warning("outbox: dead letter %s: %s", row.idempotency_key[:12], exc)
-            return "dead"
-        except (ValidationError, ValueError) as exc:  # a row this version cannot read
-            await self.outbox.bury(row, f"unreadable: {exc}")
-            return "dead"
-        await self.outbox.done(row)
+            with anyio.CancelScope(shield=True):
+                return await self._refused(row, exc)
+        with anyio.CancelScope(shield=True):
+            await self.outbox.done(row)
         return "done"
+
+    async def _refused(self, row: Row, exc: APIConnectionError | APIError) -> str:
+        if isinstance(exc, _DOWN) or exc.status_code not in PERMANENT:
+            # Pulsora down, or a 408, or a proxy's 404: not the row's fault.
+            self.pause = min(MAX_PAUSE, max(1.0, self.pause * 2))
+            if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+                self.pause = max(self.pause, exc.retry_after)  # for the whole queue
+            await self.outbox.retry_later(row, self.pause, str(exc))
+            logger.info("outbox: not delivered, next try in %.0f s: %s", self.pause, exc)
+            return "down"
+        await self.outbox.bury(row, str(exc))
+        logger.warning("outbox: dead letter %s: %s", row.idempotency_key[:12], exc)
+        return "dead"
 
     async def _release(self, rows: list[Row]) -> None:
         for row in rows:

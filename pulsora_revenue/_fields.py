@@ -8,7 +8,6 @@ together.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,7 +15,7 @@ from types import MappingProxyType
 from typing import TypeAlias
 
 from ._errors import FieldError, received
-from ._money import MAX_DIGITS, normalise_currency, parse_decimal, to_decimal, within
+from ._money import MAX_DIGITS, normalise_currency, parse_decimal, within
 
 JSONValue: TypeAlias = (
     "str | int | float | bool | Decimal | Mapping[str, JSONValue]"
@@ -25,6 +24,11 @@ JSONValue: TypeAlias = (
 
 #: How deep metadata may nest; deeper structures are almost certainly a mistake.
 MAX_METADATA_DEPTH = 16
+
+#: A metadata number may have this many digits before and after the point: any
+#: float fits (1e-40 comes back from JSON as a Decimal, and must pass again),
+#: and none is written out with more than a few hundred digits.
+MAX_METADATA_DIGITS = 400
 
 
 class EventType(enum.StrEnum):
@@ -259,16 +263,15 @@ def _freeze(value: object, path: str, depth: int, errors: list[FieldError]) -> J
             errors.append(surrogate_error(path, path, value))
             return None
         return value
-    if isinstance(value, float) and math.isfinite(value):
-        return value  # its repr is always short
     if isinstance(value, int | float | Decimal):
-        if to_decimal(value) is not None:
+        number = parse_decimal(value)
+        if number is not None and within(number, MAX_METADATA_DIGITS):
             return value
         errors.append(
             FieldError(
                 path,
-                f"{path} must be a finite number, with at most {MAX_DIGITS} digits before "
-                f"and after the decimal point. Received: {received(value)}.",
+                f"{path} must be a finite number, with at most {MAX_METADATA_DIGITS} digits "
+                f"before and after the decimal point. Received: {received(value)}.",
             )
         )
         return None

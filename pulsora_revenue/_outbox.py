@@ -8,6 +8,7 @@ never send the same row at once, and a crashed drainer's claims expire.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import attrs
 
-from ._errors import ConfigurationError
+from ._errors import ClientClosedError, ConfigurationError
 
 _T = TypeVar("_T")
 
@@ -77,6 +78,19 @@ class Stats:
     dead: int
 
 
+def is_outbox(path: str | PathLike[str]) -> bool:
+    """Whether *path* is an outbox file, looked at read-only (it is not created or changed)."""
+    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
+            ).fetchone()
+    except sqlite3.Error:  # no file, or not SQLite
+        return False
+    return found is not None
+
+
 class Outbox:
     """An SQLite outbox file; all methods are async and run off the event loop."""
 
@@ -84,11 +98,14 @@ class Outbox:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"<Outbox {str(self.path)!r}>"
 
     def _connect(self) -> sqlite3.Connection:
+        if self._closed:  # a flush still running in another task must not reopen it
+            raise ClientClosedError(f"the outbox {str(self.path)!r} is closed")
         if self._db is None:
             db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
@@ -236,6 +253,7 @@ class Outbox:
     async def close(self) -> None:
         def shut() -> None:
             with self._lock:
+                self._closed = True
                 if self._db is not None:
                     self._db.close()
                     self._db = None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,16 @@ import anyio
 import httpx
 import pytest
 
-from pulsora_revenue import BadRequestError, RetryPolicy, Revenue
+from pulsora_revenue import (
+    BadRequestError,
+    ConfigurationError,
+    PulsoraError,
+    RetryPolicy,
+    Revenue,
+    testing,
+)
 from pulsora_revenue._server import create_app, serve_in_thread
+from pulsora_revenue.testing import FakePulsora, Fault
 
 from .conftest import DevServer
 from .data import EVENT, TOKEN
@@ -262,3 +273,129 @@ async def test_a_408_is_queued_and_stays_queued(tmp_path: Path, server: DevServe
             await client.delete(f"{server.url}/api/faults")
         assert await revenue.flush(timeout=30) == 0
     assert len(server.events()) == 1
+
+
+def fake_revenue(outbox: Path, fake: FakePulsora, **options: Any) -> Revenue:
+    return Revenue(TOKEN, transport=fake.transport, outbox=outbox, **options)
+
+
+@pytest.mark.parametrize("value", [1e-40, 6.02e33])
+async def test_a_float_of_any_size_in_metadata_survives_the_outbox(
+    tmp_path: Path, value: float
+) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, [{**EVENT, "metadata": {"rate": value}}])
+    fake = FakePulsora()
+    revenue = fake_revenue(outbox, fake)
+    assert await revenue.flush(timeout=5) == 0
+    assert revenue._outbox is not None
+    assert await revenue._outbox.dead_letters() == []
+    await revenue.aclose()
+    (stored,) = fake.events
+    assert stored.metadata is not None
+    rate = stored.metadata["rate"]
+    assert isinstance(rate, Decimal)  # as JSON is read
+    assert float(rate) == value
+
+
+async def test_a_configuration_error_while_draining_buries_nothing(
+    tmp_path: Path, anyio_backend_name: str
+) -> None:
+    if anyio_backend_name != "trio":
+        pytest.skip("the error is aiohttp's refusal to run on trio")
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, events(3))
+    revenue = Revenue(TOKEN, backend="aiohttp", outbox=outbox)
+    with pytest.raises(ConfigurationError):
+        await revenue.flush(timeout=5)
+    assert revenue._outbox is not None
+    assert await revenue._outbox.dead_letters() == []
+    assert await revenue.outbox_size() == 3
+    await revenue.aclose()
+
+
+async def test_the_back_off_resets_once_pulsora_accepts_again(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, events(24))
+    fake = FakePulsora()
+    revenue = fake_revenue(outbox, fake)
+    drainer = revenue._drain()
+    pauses = []
+    for _ in range(4):  # a flaky Pulsora: three rows accepted, then one gets 503s
+        fake.script([Fault(), Fault(), Fault(), Fault(status=503), Fault(status=503)])
+        assert await drainer.drain(due_only=False) == 3
+        pauses.append(drainer.pause)
+    await revenue.aclose()
+    assert pauses == [1.0] * 4  # not 1, 2, 4, 8: each batch was mostly accepted
+
+
+async def test_a_429_holds_the_whole_queue_for_its_retry_after(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, events(3))
+    fake = FakePulsora()
+    fake.outage(429, seconds=3600, retry_after=30)
+    revenue = fake_revenue(outbox, fake)
+    drainer = revenue._drain()
+    assert await drainer.drain(due_only=False) == 0
+    assert drainer.pause >= 30
+    assert await drainer.drain() == 0  # due rows only: none is due before 30 s
+    await revenue.aclose()
+    assert fake.requests == 1  # its Retry-After is past the attempt's deadline: no retry
+
+
+async def test_a_row_accepted_just_before_a_cancellation_is_not_sent_again(
+    tmp_path: Path,
+) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, events(2))
+    fake = FakePulsora()
+    scope = anyio.CancelScope()
+
+    async def accept_then_cancel(request: httpx.Request) -> httpx.Response:
+        response = await fake.transport.handle_async_request(request)
+        scope.cancel()  # aclose() or a flush timeout, as the 202 comes back
+        return response
+
+    revenue = Revenue(TOKEN, transport=httpx.MockTransport(accept_then_cancel), outbox=outbox)
+    with scope:
+        await revenue.flush(timeout=10)
+    await revenue.aclose()
+    again = fake_revenue(outbox, fake)
+    assert await again.flush(timeout=5) == 0  # the second row, at once: not left claimed
+    await again.aclose()
+    assert fake.requests == 2, fake.rejected
+
+
+async def test_closing_during_a_flush_leaves_no_connection_open(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, events(3))
+    revenue = Revenue(TOKEN, endpoint=f"http://127.0.0.1:{free_port()}/x", outbox=outbox)
+
+    async def flushing() -> None:
+        with contextlib.suppress(PulsoraError):
+            await revenue.flush(timeout=5)
+
+    testing.set_testing(False)  # real back-off waits: something to close in the middle of
+    async with anyio.create_task_group() as group:
+        group.start_soon(flushing)
+        await anyio.sleep(0.3)
+        await revenue.aclose()
+    assert revenue._outbox is not None
+    assert revenue._outbox._db is None
+
+
+def test_the_outbox_command_leaves_a_file_that_is_no_outbox_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pulsora_revenue._cli import main
+
+    other = tmp_path / "payments.checkpoint.sqlite"
+    with contextlib.closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE done (transaction_id TEXT, event_type TEXT)")
+        db.commit()
+    assert main(["outbox", str(other)]) == 2
+    assert "not an outbox" in capsys.readouterr().err
+    with contextlib.closing(sqlite3.connect(other)) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        assert tables == {"done"}
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
