@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 #: drainer claims few rows at a time, each sent within a deadline well inside it.
 LEASE = 120.0
 
+#: How long one SQLite call waits for another process's write lock, in its worker
+#: thread (which nothing can cancel); the call is then tried again from the event
+#: loop, where a cancellation (a flush timeout, ``aclose()``) stops the waiting.
+BUSY_WAIT = 0.1
+#: How long an outbox call waits for the write lock in all before it fails.
+BUSY_TIMEOUT = 30.0
+
 
 @attrs.frozen
 class Row:
@@ -97,6 +104,9 @@ class Outbox:
     def __init__(self, path: str | PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        # One worker thread at a time: while the file is locked, waiting calls hold
+        # no thread of the application's pool (anyio's default limiter).
+        self._limiter = anyio.CapacityLimiter(1)
         self._db: sqlite3.Connection | None = None
         self._closed = False
 
@@ -108,11 +118,15 @@ class Outbox:
             raise ClientClosedError(f"the outbox {str(self.path)!r} is closed")
         if self._db is None:
             db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_WAIT
             )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # a queued event survives a power cut
-            db.executescript(_SCHEMA)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")  # a queued event survives a power cut
+                db.executescript(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
             self._db = db
         return self._db
 
@@ -121,7 +135,15 @@ class Outbox:
             with self._lock:
                 return work(self._connect())
 
-        return await anyio.to_thread.run_sync(locked)
+        give_up = anyio.current_time() + BUSY_TIMEOUT
+        while True:
+            try:
+                return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
+            except sqlite3.OperationalError as exc:  # the file is busy: wait here, cancellably
+                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or anyio.current_time() > give_up:
+                    raise
+            await anyio.sleep(BUSY_WAIT)
 
     async def put(
         self, key: str, transaction_id: str, event_type: str, data: str, body: bytes

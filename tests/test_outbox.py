@@ -10,6 +10,9 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -399,3 +402,58 @@ def test_the_outbox_command_leaves_a_file_that_is_no_outbox_alone(
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
         assert tables == {"done"}
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+@contextlib.asynccontextmanager
+async def write_locked(outbox: Path, seconds: float) -> AsyncIterator[None]:
+    """Another process writing to the outbox file for *seconds*."""
+    held = threading.Event()
+
+    def hold() -> None:
+        with contextlib.closing(sqlite3.connect(outbox, isolation_level=None)) as db:
+            db.execute("BEGIN IMMEDIATE")
+            held.set()
+            time.sleep(seconds)
+            db.execute("COMMIT")
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    await anyio.to_thread.run_sync(held.wait)
+    try:
+        yield
+    finally:
+        await anyio.to_thread.run_sync(thread.join)
+
+
+async def test_a_flush_keeps_its_timeout_while_another_process_writes(tmp_path: Path) -> None:
+    testing.set_testing(False)
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, events(2))
+    revenue = fake_revenue(outbox, FakePulsora())
+    await revenue.outbox_size()  # opened
+    async with write_locked(outbox, 1.5):
+        started = anyio.current_time()
+        await revenue.flush(timeout=0.3)
+        assert anyio.current_time() - started < 1.0  # not SQLite's busy timeout
+    assert await revenue.flush(timeout=5) == 0
+    await revenue.aclose()
+
+
+async def test_queueing_while_another_process_writes_leaves_worker_threads_free(
+    tmp_path: Path,
+) -> None:
+    testing.set_testing(False)
+    outbox = tmp_path / "outbox.sqlite"
+    endpoint = f"http://127.0.0.1:{free_port()}/x"
+    revenue = Revenue(TOKEN, endpoint=endpoint, retry=QUICK, outbox=outbox)
+    await revenue.outbox_size()
+    threads = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+    async with write_locked(outbox, 1.5), anyio.create_task_group() as group:
+        for event in events(threads + 5):
+            group.start_soon(revenue.track, event)  # webhooks, while Pulsora is down
+        await anyio.sleep(0.3)
+        started = anyio.current_time()
+        await anyio.to_thread.run_sync(lambda: None)  # the application's own thread work
+        assert anyio.current_time() - started < 0.5
+    assert await revenue.outbox_size() == threads + 5
+    await revenue.aclose()
