@@ -114,7 +114,11 @@ class Revenue:
     async def __aenter__(self) -> Self:
         self._sender()
         if self._outbox is not None:  # deliver what earlier runs queued, in the background
-            await self._outbox.open()  # a bad path fails here, not in the background
+            try:
+                await self._outbox.open()  # a bad path fails here, not in the background
+            except BaseException:
+                await self.aclose()  # no __aexit__ follows a failed __aenter__
+                raise
             self._background = anyio.create_task_group()
             await self._background.__aenter__()
             self._background.start_soon(self._drain().run)

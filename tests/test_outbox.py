@@ -235,13 +235,14 @@ async def test_closing_while_draining_hands_the_rows_back(
     await again.aclose()
 
 
-async def test_a_bad_outbox_path_fails_at_the_start(tmp_path: Path) -> None:
-    from pulsora_revenue import ConfigurationError
-
+async def test_a_bad_outbox_path_fails_at_the_start_and_closes_the_client(
+    tmp_path: Path,
+) -> None:
     revenue = Revenue(TOKEN, outbox=tmp_path / "missing" / "outbox.sqlite")
     with pytest.raises(ConfigurationError, match="cannot open the outbox"):
-        await revenue.__aenter__()
-    await revenue.aclose()
+        async with revenue:
+            pass
+    assert repr(revenue).startswith("<Revenue closed")  # its connections too: no __aexit__ ran
 
 
 async def test_an_unreadable_row_is_a_dead_letter_not_a_crash(
