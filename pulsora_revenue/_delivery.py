@@ -26,10 +26,10 @@ logger = logging.getLogger("pulsora_revenue")
 #: attempts: a server that never stops answering 429 must not hold a run forever.
 MAX_PACED = 100
 
-#: The longest ``Retry-After`` a bulk run waits out (Pulsora's rate limit counts
-#: per hour). A 429 asking for more counts as a failed attempt: an absurd header
-#: (a proxy's ``Retry-After: 1e20``) must not hold a run forever either.
-MAX_PAUSE = 3600.0
+#: The longest ``Retry-After`` that is waited out (Pulsora's rate limit counts per
+#: hour). In bulk mode a 429 asking for more counts as a failed attempt: an absurd
+#: header (a proxy's ``Retry-After: 1e20``) must not hold a run forever either.
+MAX_RETRY_AFTER = 3600.0
 
 
 @attrs.frozen
@@ -120,7 +120,7 @@ class Channel:
                 return reply.seen.status_code, requests, elapsed, False
             if pacing is not None and reply.seen.status_code == 429 and paced < MAX_PACED:
                 wait = reply.seen.retry_after
-                if wait is None or wait <= MAX_PAUSE:
+                if wait is None or wait <= MAX_RETRY_AFTER:
                     paced += 1  # waiting out a 429 is not a failed attempt, within reason
                     wait = policy.backoff(1) if wait is None else wait
                     pacing.gate.close_for(max(wait, policy.initial_delay))

@@ -9,7 +9,7 @@ import attrs
 
 from . import _json
 from ._convert import CONVERTER
-from ._delivery import Channel
+from ._delivery import MAX_RETRY_AFTER, Channel
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -107,7 +107,8 @@ class Drainer:
             # Pulsora down, or a 408, or a proxy's 404: not the row's fault.
             self.pause = min(MAX_PAUSE, max(1.0, self.pause * 2))
             if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-                self.pause = max(self.pause, exc.retry_after)  # for the whole queue
+                wait = min(exc.retry_after, MAX_RETRY_AFTER)  # not a proxy's absurd 1e20
+                self.pause = max(self.pause, wait)  # for the whole queue
             await self.outbox.retry_later(row, self.pause, str(exc))
             logger.info("outbox: not delivered, next try in %.0f s: %s", self.pause, exc)
             return "down"
