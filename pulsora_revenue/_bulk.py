@@ -10,6 +10,7 @@ from, one event each.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
@@ -44,6 +45,8 @@ from ._http import key_digest
 from ._pacing import Pacing, RateGate, TokenBucket
 from ._report import BatchReport, Outcome, OutcomeStatus, Progress
 
+logger = logging.getLogger("pulsora_revenue")
+
 #: How many distinct (transaction_id, event_type) keys are remembered to skip
 #: repeats without a request. Older repeats are sent, and Pulsora's 409 reports
 #: them as duplicates: either way nothing is recorded twice, and memory stays flat.
@@ -60,6 +63,9 @@ PREPARE_CHUNK = 16
 
 #: Seconds between two calls of ``on_progress``.
 PROGRESS_INTERVAL = 0.25
+
+#: Seconds an async generator given as input has to clean up when a run stops early.
+CLOSE_INPUT_WITHIN = 2.0
 
 Source = Iterable[object] | AsyncIterable[object]
 Items = Iterator[tuple[int, object]] | MemoryObjectReceiveStream[tuple[int, object]]
@@ -181,9 +187,8 @@ class Batch:
             except Exception as exc:
                 self.input_error = exc
             finally:
-                if isinstance(iterator, AsyncGenerator):  # left unfinished if the run stopped:
-                    with anyio.CancelScope(shield=True):  # its clean-up runs now, not when
-                        await iterator.aclose()  # it is garbage collected (trio warns then)
+                if isinstance(iterator, AsyncGenerator):
+                    await close_input(iterator)
 
     async def _work(self, items: Items, scope: anyio.CancelScope) -> None:
         # A send may not wait before its request is out (aiohttp on a pooled
@@ -283,6 +288,20 @@ class Batch:
         if self.on_progress is not None:
             elapsed = self._watch.elapsed()
             self.on_progress(self.report.progress(in_flight=self.in_flight, elapsed=elapsed))
+
+
+async def close_input(generator: AsyncGenerator[object, None]) -> None:
+    """Close an input that a stopped run left unfinished, so that its clean-up runs now.
+
+    Not when it is garbage collected (and trio warns). The clean-up gets
+    ``CLOSE_INPUT_WITHIN`` seconds; what it raises is logged: the run's own
+    outcome (its stop error, a cancellation) is what the caller must see.
+    """
+    with anyio.CancelScope(shield=True, deadline=anyio.current_time() + CLOSE_INPUT_WITHIN):
+        try:
+            await generator.aclose()
+        except Exception:
+            logger.warning("closing the input of track_many failed", exc_info=True)
 
 
 def make_batch(

@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from ._errors import ConfigurationError
+from ._fields import lone_surrogate
 
 
 def normalise_key(transaction_id: object, event_type: object) -> tuple[str, str] | None:
@@ -20,6 +21,8 @@ def normalise_key(transaction_id: object, event_type: object) -> tuple[str, str]
     if not isinstance(transaction_id, str) or not transaction_id.strip():
         return None
     kind = event_type.strip().lower() if isinstance(event_type, str) else ""
+    if lone_surrogate(transaction_id) or lone_surrogate(kind):
+        return None  # SQLite cannot store it; validation will say why the row is invalid
     return transaction_id.strip(), kind
 
 

@@ -45,6 +45,18 @@ _DOWN = (
 PERMANENT = frozenset({400, 413, 422})
 
 
+#: How long writing down an outcome may hold up a cancellation (``aclose()``, a
+#: flush timeout) while another process has the file locked. If it runs out, the
+#: row stays claimed until its lease ends, and is sent again then: Pulsora's 409
+#: says it was recorded.
+SETTLE_WITHIN = 2.0
+
+
+def settling() -> anyio.CancelScope:
+    """A scope for writing down an outcome: shielded, for ``SETTLE_WITHIN`` at most."""
+    return anyio.CancelScope(shield=True, deadline=anyio.current_time() + SETTLE_WITHIN)
+
+
 @attrs.define
 class Drainer:
     """Delivers an outbox's rows over *channel*; one per ``Revenue`` with an outbox."""
@@ -65,11 +77,11 @@ class Drainer:
                 try:
                     outcome = await self._deliver(row)
                 except BaseException:  # cancelled (aclose), or a failure of our own:
-                    with anyio.CancelScope(shield=True):  # hand the rest back at once
+                    with settling():  # hand the rest back at once
                         await self.outbox.release(rows[position:])
                     raise
                 if outcome == "down":
-                    with anyio.CancelScope(shield=True):  # nothing left claimed for a lease
+                    with settling():  # nothing left claimed for a lease
                         await self._release(rows[position + 1 :])
                     return delivered
                 if outcome == "done":
@@ -80,25 +92,25 @@ class Drainer:
     async def _deliver(self, row: Row) -> str:
         """Send one row and write down its outcome ("done", "down" or "dead").
 
-        Once the answer is in, the outcome is written in a shielded scope: a
+        Once the answer is in, the outcome is written in a ``settling`` scope: a
         cancellation then must not hand back a row Pulsora has accepted.
         """
         try:
             event = CONVERTER.structure(_json.loads(row.data), RevenueEvent)
         except (ValidationError, ValueError) as exc:  # a row this version cannot read
-            with anyio.CancelScope(shield=True):
+            with settling():
                 await self.outbox.bury(row, f"unreadable: {exc}")
             return "dead"
         try:
             await self.channel.deliver(event, row.body, key=row.idempotency_key)
         except DuplicateTransactionError:
-            with anyio.CancelScope(shield=True):  # recorded already, by an earlier lost answer
+            with settling():  # recorded already, by an earlier lost answer
                 await self.outbox.done(row)
             return "done"
         except (*_DOWN, APIError) as exc:
-            with anyio.CancelScope(shield=True):
+            with settling():
                 return await self._refused(row, exc)
-        with anyio.CancelScope(shield=True):
+        with settling():
             await self.outbox.done(row)
         return "done"
 

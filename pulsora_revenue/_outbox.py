@@ -140,7 +140,7 @@ class Outbox:
             try:
                 return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
             except sqlite3.OperationalError as exc:  # the file is busy: wait here, cancellably
-                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
                 if not busy or anyio.current_time() > give_up:
                     raise
             await anyio.sleep(BUSY_WAIT)

@@ -506,3 +506,22 @@ async def test_an_async_input_that_cannot_start_raises_its_own_error() -> None:
     async with Revenue(TOKEN, transport=FakePulsora().transport) as revenue:
         with pytest.raises(OSError, match="cannot be opened"):
             await revenue.track_many(Unopenable())
+
+
+async def test_an_input_slow_or_failing_to_close_changes_nothing_of_the_outcome() -> None:
+    testing.set_testing(False)
+
+    async def source() -> AsyncIterator[dict[str, Any]]:
+        try:
+            for row in events(1000):
+                yield row
+        finally:
+            await anyio.sleep(30)  # a cursor that takes its time to close...
+            raise OSError("cursor already closed")  # ...and then fails
+
+    transport = httpx.MockTransport(lambda _: httpx.Response(401, json={"error": "No"}))
+    started = anyio.current_time()
+    async with Revenue(TOKEN, transport=transport) as revenue:
+        with pytest.raises(AuthenticationError):  # the run's own error, not the OSError
+            await revenue.track_many(source(), concurrency=2)
+    assert anyio.current_time() - started < 5  # not 30 s

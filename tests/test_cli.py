@@ -405,3 +405,16 @@ def test_progress_counts_the_rows_settled_before_sending(env: DevServer, tmp_pat
         checkpoint.close()
     assert (tally.settled, tally.skipped, tally.invalid, tally.sent) == (2, 1, 1, 20)
     assert seen[-1].done + tally.settled == count_rows(str(source), "jsonl") == 22
+
+
+def test_a_row_utf_8_cannot_carry_is_one_failure_of_a_backfill(
+    env: DevServer, tmp_path: Path
+) -> None:
+    source = tmp_path / "payments.jsonl"
+    rows = [json.dumps(row) for row in purchases(3)]
+    rows.insert(1, json.dumps({**EVENT, "transaction_id": "tx_\ud800"}))  # an escape in JSON
+    source.write_text("\n".join(rows) + "\n")
+    assert main(["backfill", str(source), "--no-progress"]) == 1  # one row failed
+    assert len(env.events()) == 3
+    (failure,) = (tmp_path / "payments.jsonl.failures.jsonl").read_text().splitlines()
+    assert json.loads(failure)["_line"] == 2

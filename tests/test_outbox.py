@@ -27,6 +27,7 @@ from pulsora_revenue import (
     PulsoraError,
     RetryPolicy,
     Revenue,
+    _drain,
     testing,
 )
 from pulsora_revenue._server import create_app, serve_in_thread
@@ -461,3 +462,24 @@ async def test_queueing_while_another_process_writes_leaves_worker_threads_free(
         assert anyio.current_time() - started < 0.5
     assert await revenue.outbox_size() == threads + 5
     await revenue.aclose()
+
+
+async def test_closing_while_another_process_writes_does_not_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    testing.set_testing(False)
+    monkeypatch.setattr(_drain, "SETTLE_WITHIN", 0.5)
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, events(4))
+    locking: contextlib.AsyncExitStack = contextlib.AsyncExitStack()
+
+    async def lock_while_sending(request: httpx.Request) -> httpx.Response:
+        await locking.enter_async_context(write_locked(outbox, 3.0))
+        return httpx.Response(503, json={"error": "Service unavailable"})
+
+    async with locking:
+        revenue = Revenue(TOKEN, transport=httpx.MockTransport(lock_while_sending), outbox=outbox)
+        started = anyio.current_time()
+        await revenue.flush(timeout=0.5)  # the 503's bookkeeping finds the file locked
+        await revenue.aclose()
+        assert anyio.current_time() - started < 2.0  # half a second of bookkeeping at most

@@ -291,6 +291,7 @@ MONTHS_IN = {
     ("unit_amount", "interval", "count", "mrr"),
     [
         (1650, "day", 1, "501.88"),  # 50,187.5 cents a month: half to even, up
+        (1638, "day", 1, "498.22"),  # 49,822.5 cents: half to even, down (not half up)
         (9999, "week", 6, "72.22"),  # 7,221.5 cents
         (2500, "year", 8, "0.26"),  # 26.041... cents
     ],

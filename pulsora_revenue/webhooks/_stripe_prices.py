@@ -49,7 +49,7 @@ def _monthly_price(price: Node, recurring: Node, quantity: int) -> Fraction | No
         return None  # tiered or custom pricing: the amount depends on usage we do not see
     count = 1 if recurring.get("interval_count") is None else recurring.integer("interval_count")
     billed = _packages(price.maybe_child("transform_quantity"), quantity)
-    return monthly(unit * billed, recurring.text("interval"), count, recurring.path)
+    return monthly(Fraction(unit) * billed, recurring.text("interval"), count, recurring.path)
 
 
 def _packages(transform: Node | None, quantity: int) -> int:

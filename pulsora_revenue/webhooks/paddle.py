@@ -200,7 +200,7 @@ async def _adjustment(data: Node, attribution: Attribution) -> list[RevenueEvent
 async def _canceled(data: Node, attribution: Attribution) -> list[RevenueEvent]:
     code = currency(data, "currency_code")
     lost_minor = _items_mrr(data.items("items"), code)
-    lost = None if lost_minor is None else -major(lost_minor, currency_exponent(code))
+    lost = None if lost_minor is None else major(-lost_minor, currency_exponent(code))
     customer = data.text("customer_id")
     subscription = data.text("id")
     return [

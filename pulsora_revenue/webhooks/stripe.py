@@ -230,7 +230,7 @@ async def _subscription_updated(context: _Context) -> list[RevenueEvent]:
         "currency": code,
         "transaction_id": context.envelope.text("id"),
         "customer_subscription_id": subscription.text("id"),
-        "mrr_impact": new - old,
+        "mrr_impact": major(round(new_minor) - round(old_minor), exponent),  # new - old, exactly
         "is_recurring": True,
     }
     if not new:  # down to nothing: that is churn
@@ -246,7 +246,7 @@ async def _subscription_deleted(context: _Context) -> list[RevenueEvent]:
         return []
     code = currency(items[0].child("price"), "currency")
     lost_minor = items_mrr(items)
-    lost = None if lost_minor is None else -major(lost_minor, _exponent(code))
+    lost = None if lost_minor is None else major(-lost_minor, _exponent(code))
     metadata = subscription.metadata("metadata")
     customer = _customer(subscription, metadata)
     return [
@@ -291,7 +291,7 @@ async def _refunded(context: _Context) -> list[RevenueEvent]:
             **await context.attribution([(f"{charge.path}.metadata", metadata)], customer),
             **context.common(),
             customer_id=customer,
-            amount=-major(new, _exponent(code)),
+            amount=major(-new, _exponent(code)),
             currency=code,
             transaction_id=f"{charge_id}:refund:{refunded}",
             event_type=EventType.REFUND,
