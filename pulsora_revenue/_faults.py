@@ -20,6 +20,9 @@ import attrs
 from ._ingest import Answer, Ingest, redact_body
 
 _REASONS: Mapping[int, str] = {
+    401: "Invalid API token",  # the contract's own messages, as Pulsora words them
+    403: "Revenue events require secret token",
+    409: "Duplicate transaction",
     408: "Request timeout",
     429: "Rate limited",
     500: "Internal server error",

@@ -177,15 +177,19 @@ class Ingest:
 
 
 def redact_body(body: bytes) -> bytes:
-    """Blank a ``token`` key out of a JSON body before it is kept for display."""
-    if b'"token"' not in body:
-        return body
+    """Blank a ``token`` key out of a JSON body before it is kept for display.
+
+    The body is parsed, not searched: a key written ``"\\u0074oken"`` is a token too.
+    """
     try:
         payload = _json.loads(body)
     except (ValueError, RecursionError):
-        return b"<body withheld: it mentions a token but is not valid JSON>"
-    if isinstance(payload, dict) and isinstance(payload.get("token"), str):
-        payload["token"] = redact(payload["token"])
+        if b"token" in body.lower() or b"sec_" in body:
+            return b"<body withheld: it may hold a token but is not valid JSON>"
+        return body
+    if not (isinstance(payload, dict) and isinstance(payload.get("token"), str)):
+        return body
+    payload["token"] = redact(payload["token"])
     return _json.dumps(payload)
 
 

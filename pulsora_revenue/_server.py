@@ -128,17 +128,22 @@ def create_app(
         if request.method == "DELETE":
             faults.clear()
             return json_response({"success": True})
-        try:
+        try:  # read all of it first: a refused script changes nothing
             spec = _json.loads(await request.body())
-            faults.script([Fault.from_json(f) for f in spec.get("faults", [])])
-            if "chaos" in spec:
-                faults.chaos = _chaos(spec["chaos"])
+            scripted = [Fault.from_json(f) for f in spec.get("faults", [])]
+            chaos = _chaos(spec["chaos"]) if "chaos" in spec else None
+            outage = None
             if "outage" in spec:
-                outage = dict(spec["outage"])
-                seconds = float(outage.pop("seconds"))
-                faults.outage(Fault.from_json(outage), seconds=seconds)
+                fields = dict(spec["outage"])
+                seconds = float(fields.pop("seconds"))
+                outage = Fault.from_json(fields), seconds
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             return json_response({"error": f"Bad fault script: {exc}"}, 400)
+        faults.script(scripted)
+        if chaos is not None:
+            faults.chaos = chaos
+        if outage is not None:
+            faults.outage(outage[0], seconds=outage[1])
         return json_response({"success": True, "pending": faults.pending})
 
     async def health(request: Request) -> Response:

@@ -149,6 +149,16 @@ def test_rate_limit_answers_429_with_retry_after(store: MemoryStore) -> None:
     assert answers[2].message == "Rate limited"
 
 
+def test_a_token_key_written_with_an_escape_is_redacted_too(
+    ingest: Ingest, store: MemoryStore
+) -> None:
+    raw = body({**DATA, "amount": -1}, token="sec_in_the_body_SECRET_0123").decode()
+    escaped = raw.replace('"token"', '"\\u0074oken"', 1)  # the same JSON
+    assert ingest.handle({}, escaped.encode(), now=0).status == 400  # the token was read
+    (rejection,) = store.rejected
+    assert "SECRET" not in rejection.body
+
+
 def test_rejected_bodies_never_keep_the_token(ingest: Ingest, store: MemoryStore) -> None:
     token = "sec_in_the_body_SECRET_0123"
     ingest.handle({}, body({**DATA, "amount": -1}, token=token), now=0)

@@ -13,6 +13,7 @@ import pytest
 
 from pulsora_revenue import (
     APITimeoutError,
+    AuthenticationError,
     BadRequestError,
     ConfigurationError,
     DuplicateTransactionError,
@@ -196,6 +197,30 @@ async def test_bad_fault_script_is_a_400(server: DevServer) -> None:
         response = await client.post(f"{server.url}/api/faults", json={"faults": [{"status": "x"}]})
     assert response.status_code == 400
     assert "status" in response.json()["error"]
+
+
+async def test_a_refused_fault_script_changes_nothing(server: DevServer) -> None:
+    async with httpx.AsyncClient() as client:
+        bad = await client.post(
+            f"{server.url}/api/faults", json={"faults": [{"status": 503}], "chaos": 5}
+        )
+        assert bad.status_code == 400
+        probe = await client.post(f"{server.url}/api/faults", json={"faults": []})
+    assert probe.json()["pending"] == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(409, DuplicateTransactionError), (401, AuthenticationError)],
+)
+async def test_a_scripted_contract_status_says_what_pulsora_says(
+    server: DevServer, status: int, error: type[Exception]
+) -> None:
+    server.script({"status": status})
+    async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
+        with pytest.raises(error) as info:
+            await revenue.track(EVENT)
+    assert "Scripted fault" not in str(info.value)
 
 
 async def test_events_survive_a_restart(tmp_path: Path) -> None:
