@@ -25,13 +25,10 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 
 from pulsora_revenue import (
-    APIConnectionError,
-    AuthenticationError,
+    BadRequestError,
     DuplicateTransactionError,
     PulsoraError,
-    RateLimitError,
     Revenue,
-    ServerError,
 )
 from pulsora_revenue.starlette import get_revenue, lifespan
 from pulsora_revenue.webhooks import (
@@ -75,13 +72,14 @@ def create_app(stripe_secret: str | None = None, **revenue_options: Any) -> Fast
                 await revenue.track(revenue_event)
             except DuplicateTransactionError:
                 continue  # a redelivered webhook: Pulsora has it already
-            except (APIConnectionError, ServerError, RateLimitError, AuthenticationError) as exc:
-                # Pulsora unreachable, or our token wrong: answer 503 so that Stripe
-                # delivers the webhook again later (de-duplicated), once it is fixed.
-                raise HTTPException(503, str(exc)) from None
-            except PulsoraError as exc:  # refused for good: retrying will not help
+            except BadRequestError as exc:  # this event is refused for good: retrying won't help
                 logger.warning("Stripe event %s not tracked: %s", event.get("id"), exc)
                 continue
+            except PulsoraError as exc:
+                # Pulsora unreachable or overloaded, a proxy in the way, or our token
+                # wrong: answer 503 so that Stripe delivers the webhook again later
+                # (de-duplicated), once it is fixed. Never acknowledge what was not kept.
+                raise HTTPException(503, str(exc)) from None
             tracked += 1
         return {"tracked": tracked}
 

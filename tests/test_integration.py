@@ -102,6 +102,22 @@ def test_pulsora_down_makes_stripe_retry(fake: FakePulsora, backend: Backend) ->
     assert response.status_code == 503
 
 
+@pytest.mark.parametrize(
+    ("statuses", "outbox"),
+    [((404,), True), ((408, 408, 408, 408), False), ((403,), False)],
+    ids=["a-proxy-404-with-an-outbox", "408s-without-an-outbox", "a-public-token"],
+)
+def test_what_was_not_kept_is_not_acknowledged(
+    fake: FakePulsora, tmp_path: Path, statuses: tuple[int, ...], outbox: bool
+) -> None:
+    fake.fail_next(*statuses)
+    options = {"outbox": tmp_path / "outbox.sqlite"} if outbox else {}
+    app = create_app(SECRET, api_token=TOKEN, transport=fake.transport, **options)
+    with TestClient(app) as test_client:
+        response = post(test_client, event("checkout.session.completed", paid_session()))
+    assert response.status_code == 503  # so that Stripe delivers it again
+
+
 @backends
 def test_lifespan_opens_and_closes_one_client(backend: Backend) -> None:
     fake = FakePulsora()
