@@ -31,8 +31,7 @@ class Tally(BatchReport):
 
     Besides a ``BatchReport``'s counts: ``resumed``, the rows the checkpoint had
     from an earlier run, and ``settled``, the rows settled before ``track_many``
-    saw them (resumed, unreadable, or repeats of rows accepted earlier in this
-    run). Unreadable rows count as invalid.
+    saw them (resumed, or unreadable). Unreadable rows count as invalid.
     """
 
     resumed: int = 0
@@ -80,12 +79,11 @@ async def backfill(
                 write_failure(failures, row.line, row.raw or None, row.problem)
                 continue
             key = normalise_key(row.fields.get("transaction_id"), row.fields.get("event_type"))
-            if key is not None and key in checkpoint:
+            # Accepted by an earlier run: skip it. A row accepted earlier in this run
+            # goes on: track_many validates it, and skips it as a repeat if it is valid.
+            if key is not None and checkpoint.done_earlier(key):
                 tally.settled += 1
-                if checkpoint.done_earlier(key):
-                    tally.resumed += 1
-                else:  # a repeat, in this input, of a row accepted moments ago
-                    tally.skipped += 1
+                tally.resumed += 1
                 continue
             lines[next(indexes)] = row.line
             yield row.fields

@@ -403,7 +403,7 @@ def test_progress_counts_the_rows_settled_before_sending(env: DevServer, tmp_pat
         anyio.run(run)
     finally:
         checkpoint.close()
-    assert (tally.settled, tally.skipped, tally.invalid, tally.sent) == (2, 1, 1, 20)
+    assert (tally.settled, tally.skipped, tally.invalid, tally.sent) == (1, 1, 1, 20)
     assert seen[-1].done + tally.settled == count_rows(str(source), "jsonl") == 22
 
 
@@ -418,3 +418,16 @@ def test_a_row_utf_8_cannot_carry_is_one_failure_of_a_backfill(
     assert len(env.events()) == 3
     (failure,) = (tmp_path / "payments.jsonl.failures.jsonl").read_text().splitlines()
     assert json.loads(failure)["_line"] == 2
+
+
+def test_an_invalid_row_is_invalid_even_if_its_key_was_accepted_earlier_in_the_run(
+    env: DevServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One worker takes the rows 16 at a time: tx_0 is accepted before the last row is read.
+    rows = [*purchases(20), {**EVENT, "transaction_id": "tx_0", "amount": "-5"}]
+    source = write_jsonl(tmp_path / "payments.jsonl", rows)
+    assert main(["backfill", str(source), "--no-progress", "--concurrency", "1"]) == 1
+    counts = summary_counts(capsys.readouterr().out)
+    assert (counts["invalid"], counts["repeated in the input (skipped)"]) == (1, 0)
+    (failure,) = (tmp_path / "payments.jsonl.failures.jsonl").read_text().splitlines()
+    assert json.loads(failure)["_line"] == 21
