@@ -9,6 +9,7 @@ Pulsora's de-duplication catches those.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class Checkpoint:
     for another endpoint is refused.
     """
 
-    def __init__(self, path: str | Path, *, endpoint: str) -> None:
+    def __init__(self, path: str | Path, *, endpoint: str, token: str) -> None:
         self.path = Path(path)
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -50,14 +51,21 @@ class Checkpoint:
             "PRIMARY KEY (transaction_id, event_type)) WITHOUT ROWID"
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS about (key TEXT PRIMARY KEY, value TEXT)")
-        self._db.execute("INSERT OR IGNORE INTO about VALUES ('endpoint', ?)", (endpoint,))
-        (made_for,) = self._db.execute("SELECT value FROM about WHERE key = 'endpoint'").fetchone()
-        if made_for != endpoint:
-            self._db.close()
-            raise ConfigurationError(
-                f"the checkpoint {self.path} was made for {made_for}, not {endpoint}; "
-                "use another --checkpoint file for this endpoint"
-            )
+        # A checkpoint says what one project accepted: one endpoint, and one token
+        # (kept as a digest: the file must not hold a secret).
+        account = hashlib.sha256(f"pulsora-revenue/checkpoint\x1f{token}".encode()).hexdigest()
+        for key, value, what in (
+            ("endpoint", endpoint, f"for {endpoint}"),
+            ("token", account, "with this token (another Pulsora project?)"),
+        ):
+            self._db.execute("INSERT OR IGNORE INTO about VALUES (?, ?)", (key, value))
+            (made,) = self._db.execute("SELECT value FROM about WHERE key = ?", (key,)).fetchone()
+            if made != value:
+                self._db.close()
+                raise ConfigurationError(
+                    f"the checkpoint {self.path} was not made {what}; "
+                    "use another --checkpoint file for this run"
+                )
 
     def __contains__(self, key: tuple[str, str]) -> bool:
         found = self._db.execute(

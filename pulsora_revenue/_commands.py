@@ -18,6 +18,7 @@ from rich.console import Console
 from ._backfill import Tally, backfill
 from ._checkpoint import Checkpoint
 from ._client import Revenue
+from ._config import resolve_token
 from ._convert import to_event
 from ._errors import ConfigurationError, PulsoraError, ValidationError
 from ._rows import count_rows, guess_format, opened, read
@@ -41,7 +42,7 @@ def run_backfill(args: argparse.Namespace, console: Console) -> int:
     total = count_rows(args.file, form)
     rate = args.rate[0] / args.rate[1] if args.rate else None
     tally = Tally()
-    checkpoint = Checkpoint(checkpoint_path, endpoint=revenue.endpoint)
+    checkpoint = Checkpoint(checkpoint_path, endpoint=revenue.endpoint, token=resolve_token(token))
     try:
         with opened(args.file) as handle, failures_path.open("w", encoding="utf-8") as failures:
             from ._console import Display, summary

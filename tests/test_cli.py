@@ -331,7 +331,24 @@ def test_a_checkpoint_is_for_one_endpoint(
     assert main(["backfill", str(source), "--no-progress"]) == 0
     elsewhere = "http://127.0.0.1:9/api/ingest"
     assert main(["backfill", str(source), "--no-progress", "--endpoint", elsewhere]) == 2
-    assert "was made for" in capsys.readouterr().err
+    assert f"was not made for {elsewhere}" in capsys.readouterr().err
+
+
+def test_a_checkpoint_is_for_one_token(
+    env: DevServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = write_jsonl(tmp_path / "p.jsonl", purchases(3))
+    assert main(["backfill", str(source), "--no-progress"]) == 0
+    monkeypatch.setenv("PULSORA_SECRET_TOKEN", "sec_another_project_0123456789")
+    assert main(["backfill", str(source), "--no-progress"]) == 2  # not "all done already"
+    error = capsys.readouterr().err
+    assert "was not made with this token" in error
+    assert "another_project" not in error
+    checkpoint = (tmp_path / "p.jsonl.checkpoint.sqlite").read_bytes()
+    assert TOKEN.encode() not in checkpoint
 
 
 def test_csv_from_excel_with_zip_codes_and_flags(env: DevServer, tmp_path: Path) -> None:
@@ -384,7 +401,7 @@ def test_progress_counts_the_rows_settled_before_sending(env: DevServer, tmp_pat
     source = write_jsonl(tmp_path / "payments.jsonl", rows, ["{not json\n"])
     seen: list[Progress] = []
     tally = Tally()
-    checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite", endpoint=env.endpoint)
+    checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite", endpoint=env.endpoint, token=TOKEN)
 
     async def run() -> None:
         async with Revenue(TOKEN, endpoint=env.endpoint) as revenue:
