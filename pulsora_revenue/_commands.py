@@ -119,6 +119,10 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="pulsora-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     db, sample = folder / "pulsora-demo.sqlite", folder / "payments.jsonl"
+    checkpoint = folder / "payments.checkpoint.sqlite"
+    for old in (db, checkpoint):  # every demo starts afresh (its emulator, on a new port)
+        for path in (old, old.with_name(f"{old.name}-wal"), old.with_name(f"{old.name}-shm")):
+            path.unlink(missing_ok=True)
     written = write_sample(sample, args.events, random.Random(args.seed))
     console.print(f"Generated {written} payments in {sample} (a few invalid, a few repeated).")
     with serve_in_thread(create_app(db)) as url:
@@ -130,7 +134,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
             format="jsonl",
             token_file=None,
             endpoint=f"{url}/api/ingest",
-            checkpoint=str(folder / "payments.checkpoint.sqlite"),
+            checkpoint=str(checkpoint),
             failures=str(folder / "payments.failures.jsonl"),
             concurrency=8,
             rate=None,

@@ -312,6 +312,9 @@ def test_demo_runs_and_exits_zero(tmp_path: Path) -> None:
     assert "Backfill summary" in done.stdout
     assert "http://127.0.0.1:" in done.stdout
     assert (tmp_path / "pulsora-demo.sqlite").exists()
+    again = run_cli("demo", "--events", "600", "--dir", str(tmp_path))  # afresh, same folder
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert summary_counts(again.stdout)["already recorded (duplicate)"] == 0
 
 
 @pytest.mark.parametrize("command", ["backfill", "validate", "demo"])
