@@ -6,6 +6,7 @@ import argparse
 import logging
 import re
 import signal
+import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -202,10 +203,17 @@ def _dev(args: argparse.Namespace) -> int:
     if not 0 <= args.chaos <= 1:
         print("--chaos must be between 0 and 1", file=sys.stderr)
         return 2
+    if not 0 <= args.port <= 65535:
+        print(f"--port must be between 0 and 65535, not {args.port}", file=sys.stderr)
+        return 2
     if not is_loopback(args.host):
         print(f"warning: serving on {args.host}, not only on this machine", file=sys.stderr)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    app = create_app(args.db, tokens=args.token, rate_limit=args.rate_limit, chaos=args.chaos)
+    try:
+        app = create_app(args.db, tokens=args.token, rate_limit=args.rate_limit, chaos=args.chaos)
+    except (sqlite3.Error, OSError) as exc:
+        print(f"cannot use {args.db} as the emulator's database: {exc}", file=sys.stderr)
+        return 2
     base = f"http://{args.host}:{args.port}"
     print(f"Pulsora ingest emulator: {base}/  (POST events to {base}/api/ingest)", flush=True)
     print(f"Events are stored in {args.db}. Stop with Ctrl-C.", flush=True)

@@ -12,7 +12,7 @@ import csv
 import io
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import IO, Any, Literal
 import attrs
 
 from . import _json
+from ._errors import ConfigurationError
 
 Format = Literal["jsonl", "csv"]
 
@@ -49,8 +50,8 @@ def guess_format(path: str, given: Format | None) -> Format:
 @contextmanager
 def opened(path: str) -> Iterator[IO[str]]:
     """The file at *path* as text, or standard input for ``-``."""
-    if path == "-":
-        yield io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
+    if path == "-":  # read as the files are: a BOM (from Excel) is dropped, newlines kept
+        yield io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
         return
     with Path(path).open(encoding="utf-8-sig", newline="") as handle:  # a BOM, from Excel
         yield handle
@@ -71,37 +72,78 @@ def count_rows(path: str, form: Format) -> int | None:
 
 
 def _read_jsonl(handle: IO[str]) -> Iterator[Row]:
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            value = _json.loads(line)
-        except ValueError as exc:
-            yield Row(number, None, f"not valid JSON: {exc}", raw=line.rstrip("\r\n"))
-            continue
-        if not isinstance(value, dict):
-            yield Row(number, None, f"expected a JSON object, got {type(value).__name__}")
-            continue
-        yield Row(number, {k: v for k, v in value.items() if not k.startswith("_")})
+    number = 0
+    with _not_utf8_after(lambda: number):
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield _jsonl_row(number, line.rstrip("\r\n"))
+
+
+def _jsonl_row(number: int, line: str) -> Row:
+    try:
+        value = _json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        return Row(number, None, f"not valid JSON: {exc}", raw=line)
+    if not isinstance(value, dict):
+        return Row(number, None, f"expected a JSON object, got {type(value).__name__}", raw=line)
+    fields = {k: v for k, v in value.items() if not k.startswith("_")}
+    if not fields and isinstance(value.get("_input"), str):
+        # A failures file's unreadable line: read its text again (fixed, or not yet).
+        return _jsonl_row(number, value["_input"])
+    return Row(number, fields)
 
 
 def _read_csv(handle: IO[str]) -> Iterator[Row]:
     reader = csv.DictReader(handle)
-    for record in reader:
-        fields: dict[str, Any] = {}
-        metadata: dict[str, Any] = {}
-        for column, cell in record.items():
-            if column is None or cell is None or cell == "":
-                continue  # a short row, or an empty cell: absent
-            if column.startswith("metadata."):
-                metadata[column.removeprefix("metadata.")] = _cell(cell)
-            elif column == "is_recurring":
-                fields[column] = _BOOLEANS.get(cell.strip().lower(), cell)
-            elif not column.startswith("_"):
-                fields[column] = cell
-        if metadata:
-            fields["metadata"] = metadata
-        yield Row(reader.line_num, fields)
+    end = 0
+    with _not_utf8_after(lambda: reader.line_num):
+        try:
+            reader.fieldnames  # noqa: B018 (reads the header, so that line_num counts it)
+            end = reader.line_num
+            for record in reader:
+                start, end = end + 1, reader.line_num  # a quoted cell may span lines
+                yield _csv_row(start, record)
+        except csv.Error as exc:
+            raise ConfigurationError(f"the CSV cannot be read after line {end}: {exc}") from None
+
+
+def _csv_row(line: int, record: dict[str | None, Any]) -> Row:
+    if None in record:  # more cells than the header has columns: a comma unquoted?
+        problem = f"{len(record[None])} more cell(s) than the header has columns"
+        return Row(line, None, problem, raw=_csv_line(record))
+    fields: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    for column, cell in record.items():
+        if column is None or cell is None or cell == "":
+            continue  # a short row, or an empty cell: absent
+        if column.startswith("metadata."):
+            metadata[column.removeprefix("metadata.")] = _cell(cell)
+        elif column == "is_recurring":
+            fields[column] = _BOOLEANS.get(cell.strip().lower(), cell)
+        elif not column.startswith("_"):
+            fields[column] = cell
+    if metadata:
+        fields["metadata"] = metadata
+    return Row(line, fields)
+
+
+def _csv_line(record: dict[str | None, Any]) -> str:
+    """A record as the CSV line it came from (near enough: quoting may differ)."""
+    cells = [v for k, v in record.items() if k is not None] + list(record.get(None) or [])
+    text = io.StringIO()
+    csv.writer(text, lineterminator="").writerow(cells)
+    return text.getvalue()
+
+
+@contextmanager
+def _not_utf8_after(line: Callable[[], int]) -> Iterator[None]:
+    """Say where a bad byte is: after the last line read (it was decoded by the chunk)."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"the input is not UTF-8 text: {exc.reason}, after line {line()}"
+        ) from None
 
 
 def _cell(cell: str) -> Any:

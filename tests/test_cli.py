@@ -451,3 +451,111 @@ def test_an_invalid_row_is_invalid_even_if_its_key_was_accepted_earlier_in_the_r
     assert (counts["invalid"], counts["repeated in the input (skipped)"]) == (1, 0)
     (failure,) = (tmp_path / "payments.jsonl.failures.jsonl").read_text().splitlines()
     assert json.loads(failure)["_line"] == 21
+
+
+HEADER = "visitor_fingerprint,session_id,customer_id,amount,transaction_id,event_type\n"
+
+
+def test_a_csv_cell_too_big_to_read_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "big.csv"
+    source.write_text(HEADER + "fp,s,c,1,t1,purchase\n" + f'fp,s,c,1,"{"x" * 200_000}",purchase\n')
+    assert main(["validate", str(source)]) == 2
+    assert "the CSV cannot be read after line 2" in capsys.readouterr().err
+
+
+def test_a_json_line_nested_too_deep_is_one_bad_row(env: DevServer, tmp_path: Path) -> None:
+    lines = [json.dumps(row) for row in purchases(3)]
+    lines.insert(1, "[" * 100_000 + "]" * 100_000)
+    source = tmp_path / "deep.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    assert main(["validate", str(source)]) == 1
+    assert main(["backfill", str(source), "--no-progress"]) == 1
+    assert len(env.events()) == 3  # the rows after it are sent too
+
+
+@pytest.mark.parametrize(
+    ("form", "text"),
+    [("csv", HEADER + "fp,s,c,1,t1,purchase\n"), ("jsonl", json.dumps(EVENT) + "\n")],
+)
+def test_a_byte_order_mark_on_standard_input_is_dropped(form: str, text: str) -> None:
+    done = run_cli("validate", "-", "--format", form, stdin="\ufeff" + text)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_csv_row_with_more_cells_than_columns_is_invalid(
+    env: DevServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "shifted.csv"
+    source.write_text(
+        "visitor_fingerprint,session_id,customer_id,amount,transaction_id,metadata.plan\n"
+        "fp,s,c,49.99,t1,pro, annual\n"  # an unquoted comma: 'annual' would be lost
+    )
+    assert main(["validate", str(source)]) == 1
+    assert "line 2: 1 more cell(s) than the header has columns" in capsys.readouterr().out
+    assert main(["backfill", str(source), "--no-progress"]) == 1
+    (failure,) = (tmp_path / "shifted.csv.failures.jsonl").read_text().splitlines()
+    assert json.loads(failure)["_input"] == "fp,s,c,49.99,t1,pro, annual"
+
+
+def test_a_csv_record_over_several_lines_is_reported_where_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "notes.csv"
+    source.write_text(
+        "visitor_fingerprint,session_id,customer_id,amount,transaction_id,metadata.note\n"
+        'fp,s,c,-1,t1,"two\nlines"\n'
+        "fp,s,c,-1,t2,one\n"
+    )
+    assert main(["validate", str(source)]) == 1
+    out = capsys.readouterr().out
+    assert "line 2: amount" in out
+    assert "line 4: amount" in out
+
+
+def test_a_line_that_is_no_object_is_kept_in_the_failures(env: DevServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "p.jsonl", [EVENT], [json.dumps([EVENT]) + "\n"])
+    assert main(["backfill", str(source), "--no-progress"]) == 1
+    (failure,) = (tmp_path / "p.jsonl.failures.jsonl").read_text().splitlines()
+    assert json.loads(failure)["_input"] == json.dumps([EVENT])
+
+
+def test_an_unreadable_line_keeps_its_text_until_it_is_fixed(
+    env: DevServer, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "p.jsonl", [EVENT], ['{"amount": 5,\n'])
+    assert main(["backfill", str(source), "--no-progress"]) == 1
+    failures = tmp_path / "p.jsonl.failures.jsonl"
+    assert main(["backfill", str(failures), "--no-progress"]) == 1  # nothing fixed yet
+    again = tmp_path / "p.jsonl.failures.jsonl.failures.jsonl"
+    (record,) = [json.loads(line) for line in again.read_text().splitlines()]
+    assert record["_input"] == '{"amount": 5,'
+    record["_input"] = json.dumps({**EVENT, "transaction_id": "fixed"})  # fixed in place
+    again.write_text(json.dumps(record) + "\n")
+    assert main(["backfill", str(again), "--no-progress"]) == 0
+    assert len(env.events("fixed")) == 1
+
+
+def test_a_bad_byte_is_reported_by_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "p.jsonl"
+    good = "".join(json.dumps({**EVENT, "transaction_id": f"u_{n}"}) + "\n" for n in range(200))
+    source.write_bytes(good.encode() + b'{"a": "\xff"}\n')
+    assert main(["validate", str(source)]) == 2
+    error = capsys.readouterr().err
+    assert "not UTF-8 text" in error
+    assert "after line" in error
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--db", "/nonexistent/events.sqlite"], "cannot use /nonexistent/events.sqlite"),
+        (["--port", "70000"], "--port must be between 0 and 65535"),
+    ],
+)
+def test_dev_with_unusable_options_is_one_line(options: list[str], says: str) -> None:
+    done = run_cli("dev", *options)  # a process with a timeout: it used to hang, not exit
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
