@@ -18,7 +18,7 @@ from . import _json
 from ._config import redact
 from ._convert import CONVERTER
 from ._errors import ValidationError
-from ._event import RevenueEvent
+from ._event import OCCURRED_AT_KEY, RevenueEvent
 
 #: Bodies larger than this are refused before they are parsed.
 MAX_BODY_BYTES = 1024 * 1024
@@ -168,6 +168,8 @@ class Ingest:
         data = payload.get("data")
         if not isinstance(data, dict):
             return _invalid("data must be a JSON object."), None
+        if OCCURRED_AT_KEY in data:  # not a wire field: it travels in metadata
+            return _invalid(f"unknown field(s): {OCCURRED_AT_KEY!r}."), None
         try:
             event = CONVERTER.structure(data, RevenueEvent)
         except ValidationError as exc:

@@ -149,6 +149,14 @@ def test_rate_limit_answers_429_with_retry_after(store: MemoryStore) -> None:
     assert answers[2].message == "Rate limited"
 
 
+def test_occurred_at_is_not_a_wire_field_of_data(ingest: Ingest) -> None:
+    answer = ingest.handle(SECRET, body({**DATA, "occurred_at": "2024-01-01T00:00:00Z"}), now=0)
+    assert answer.status == 400
+    assert "occurred_at" in answer.message
+    moved = {**DATA, "metadata": {"occurred_at": "2024-01-01T00:00:00Z"}}  # where it travels
+    assert ingest.handle(SECRET, body(moved), now=0).status == 202
+
+
 def test_a_token_key_written_with_an_escape_is_redacted_too(
     ingest: Ingest, store: MemoryStore
 ) -> None:
