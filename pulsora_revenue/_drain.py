@@ -110,6 +110,7 @@ class Drainer:
         except (*_DOWN, APIError) as exc:
             with settling():
                 return await self._refused(row, exc)
+            return "down"  # writing it down ran out of time: the lease ends the claim
         with settling():
             await self.outbox.done(row)
         return "done"

@@ -482,4 +482,29 @@ async def test_closing_while_another_process_writes_does_not_wait_for_it(
         started = anyio.current_time()
         await revenue.flush(timeout=0.5)  # the 503's bookkeeping finds the file locked
         await revenue.aclose()
-        assert anyio.current_time() - started < 2.0  # half a second of bookkeeping at most
+        assert anyio.current_time() - started < 2.0  # half a second per write, at most
+
+
+async def test_a_refused_row_stays_when_writing_its_outcome_runs_out_of_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    testing.set_testing(False)
+    monkeypatch.setattr(_drain, "SETTLE_WITHIN", 0.3)
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, events(2))
+    locking = contextlib.AsyncExitStack()
+
+    requests = 0
+
+    async def refuse_and_lock(request: httpx.Request) -> httpx.Response:
+        nonlocal requests
+        requests += 1
+        if requests == 2:  # the first row's last attempt: locked past the deadline, not twice
+            await locking.enter_async_context(write_locked(outbox, 0.45))
+        return httpx.Response(503, json={"error": "Service unavailable"})
+
+    async with locking:
+        revenue = Revenue(TOKEN, transport=httpx.MockTransport(refuse_and_lock), outbox=outbox)
+        await revenue._drain().drain(due_only=False)
+    assert await revenue.outbox_size() == 2  # refused: kept, not deleted as delivered
+    await revenue.aclose()
