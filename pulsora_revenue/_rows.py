@@ -94,28 +94,29 @@ def _jsonl_row(number: int, line: str) -> Row:
 
 
 def _read_csv(handle: IO[str]) -> Iterator[Row]:
-    reader = csv.DictReader(handle)
-    end = 0
+    reader = csv.reader(handle)
+    start = 1
     with _not_utf8_after(lambda: reader.line_num):
         try:
-            reader.fieldnames  # noqa: B018 (reads the header, so that line_num counts it)
-            end = reader.line_num
-            for record in reader:
-                start, end = end + 1, reader.line_num  # a quoted cell may span lines
-                yield _csv_row(start, record)
+            header = next((cells for cells in reader if cells), [])  # after any blank lines
+            start = reader.line_num + 1
+            for cells in reader:  # a blank line is a record of no cells
+                if cells:
+                    yield _csv_row(start, header, cells)
+                start = reader.line_num + 1  # a quoted cell may span lines: where the next starts
         except csv.Error as exc:
-            raise ConfigurationError(f"the CSV cannot be read after line {end}: {exc}") from None
+            raise ConfigurationError(f"the CSV cannot be read at line {start}: {exc}") from None
 
 
-def _csv_row(line: int, record: dict[str | None, Any]) -> Row:
-    if None in record:  # more cells than the header has columns: a comma unquoted?
-        problem = f"{len(record[None])} more cell(s) than the header has columns"
-        return Row(line, None, problem, raw=_csv_line(record))
+def _csv_row(line: int, header: list[str], cells: list[str]) -> Row:
+    if any(cell.strip() for cell in cells[len(header) :]):  # a comma unquoted, say
+        problem = f"{len(cells) - len(header)} more cell(s) than the header has columns"
+        return Row(line, None, problem, raw=_csv_line(cells))
     fields: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
-    for column, cell in record.items():
-        if column is None or cell is None or cell == "":
-            continue  # a short row, or an empty cell: absent
+    for column, cell in zip(header, cells, strict=False):  # a short row: the rest is absent
+        if cell == "":
+            continue  # an empty cell: absent
         if column.startswith("metadata."):
             metadata[column.removeprefix("metadata.")] = _cell(cell)
         elif column == "is_recurring":
@@ -127,9 +128,8 @@ def _csv_row(line: int, record: dict[str | None, Any]) -> Row:
     return Row(line, fields)
 
 
-def _csv_line(record: dict[str | None, Any]) -> str:
-    """A record as the CSV line it came from (near enough: quoting may differ)."""
-    cells = [v for k, v in record.items() if k is not None] + list(record.get(None) or [])
+def _csv_line(cells: list[str]) -> str:
+    """Cells as the CSV line they came from (near enough: quoting may differ)."""
     text = io.StringIO()
     csv.writer(text, lineterminator="").writerow(cells)
     return text.getvalue()
