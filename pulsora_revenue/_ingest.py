@@ -9,6 +9,7 @@ can never disagree about what a valid event is.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
@@ -178,21 +179,43 @@ class Ingest:
         return _accepted(), event
 
 
-def redact_body(body: bytes) -> bytes:
-    """Blank a ``token`` key out of a JSON body before it is kept for display.
+#: What looks like a token in text: its prefix and a character of its own (the
+#: redacted form, ``sec_…1234``, does not match).
+_TOKEN_LIKE = re.compile(rb"(?:sec|pub)_[0-9A-Za-z]")
 
-    The body is parsed, not searched: a key written ``"\\u0074oken"`` is a token too.
+#: The most of a rejected body that is kept for display.
+MAX_KEPT_BODY = 64 * 1024
+
+
+def redact_body(body: bytes) -> bytes:
+    """Blank a ``token`` out of a JSON body before it is kept for display.
+
+    The body is parsed, not only searched (a key written ``"\\u0074oken"`` is a
+    token too); what cannot be parsed and rewritten safely, and still may hold a
+    token, is withheld whole.
     """
+    withheld = b"<body withheld: it may hold a token>"
     try:
         payload = _json.loads(body)
     except (ValueError, RecursionError):
-        if b"token" in body.lower() or b"sec_" in body:
-            return b"<body withheld: it may hold a token but is not valid JSON>"
-        return body
+        return withheld if _may_hold_a_token(body) else body[:MAX_KEPT_BODY]
     if not (isinstance(payload, dict) and isinstance(payload.get("token"), str)):
-        return body
-    payload["token"] = redact(payload["token"])
-    return _json.dumps(payload)
+        return withheld if _may_hold_a_token(body) else body[:MAX_KEPT_BODY]
+    token: str = payload["token"]
+    text = body.decode("utf-8", errors="replace")
+    if not token or token not in text:  # written with escapes: not to be rewritten by hand
+        return withheld
+    kept = text.replace(token, redact(token)).encode()[:MAX_KEPT_BODY]
+    return withheld if _TOKEN_LIKE.search(kept) else kept
+
+
+def _may_hold_a_token(body: bytes) -> bool:
+    """Whether raw *body* may hold a token: it mentions one, escapes text, or is not UTF-8."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return b"token" in body.lower() or b"\\u" in body or _TOKEN_LIKE.search(body) is not None
 
 
 def summarise_body(body: bytes, limit: int = 2000) -> str:

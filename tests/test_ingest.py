@@ -167,6 +167,25 @@ def test_a_token_key_written_with_an_escape_is_redacted_too(
     assert "SECRET" not in rejection.body
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b'{"token": "sec_in_the_body_SECRET_0123", "token": 1, "type": "revenue"}',
+        b'{"\\u0074oken": "\\u0073ec_in_the_body_SECRET_0123", "type": ',  # and cut short
+        b'[{"token": "sec_in_the_body_SECRET_0123"}]',
+        '{"token": "sec_in_the_body_SECRET_0123", '.encode("utf-16"),
+    ],
+    ids=["a-second-token-key", "escaped-and-not-json", "not-an-object", "utf-16-cut-short"],
+)
+def test_a_body_that_cannot_be_redacted_is_withheld(
+    ingest: Ingest, store: MemoryStore, sent: bytes
+) -> None:
+    assert ingest.handle({}, sent, now=0).status in (400, 401)
+    (rejection,) = store.rejected
+    assert "SECRET" not in rejection.body
+    assert "SECRET" not in rejection.body.encode().decode("utf-16", errors="ignore")
+
+
 def test_rejected_bodies_never_keep_the_token(ingest: Ingest, store: MemoryStore) -> None:
     token = "sec_in_the_body_SECRET_0123"
     ingest.handle({}, body({**DATA, "amount": -1}, token=token), now=0)
