@@ -151,7 +151,11 @@ def _add_demo(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument("--events", type=int, default=3000, help="how many payments (3000)")
-    demo.add_argument("--dir", metavar="PATH", help="where to write (default a temporary folder)")
+    demo.add_argument(
+        "--dir",
+        metavar="PATH",
+        help="where to write (default a temporary folder); a demo there before is replaced",
+    )
     demo.add_argument("--seed", type=int, default=7, help="for the generated sample")
     demo.add_argument("--keep", action="store_true", help="keep the emulator running after")
     demo.set_defaults(run=lambda args: _run("demo", args))

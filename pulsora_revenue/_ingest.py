@@ -170,7 +170,8 @@ class Ingest:
         if not isinstance(data, dict):
             return _invalid("data must be a JSON object."), None
         if OCCURRED_AT_KEY in data:  # not a wire field: it travels in metadata
-            return _invalid(f"unknown field(s): {OCCURRED_AT_KEY!r}."), None
+            message = f"unknown field(s): {OCCURRED_AT_KEY!r}."
+            return _invalid(message, [{"field": "<event>", "message": message}]), None
         try:
             event = CONVERTER.structure(data, RevenueEvent)
         except ValidationError as exc:
