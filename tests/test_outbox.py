@@ -430,6 +430,22 @@ async def write_locked(outbox: Path, seconds: float) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(thread.join)
 
 
+def refusing_and_locking(
+    outbox: Path, locking: contextlib.AsyncExitStack, *, seconds: float, on_request: int
+) -> httpx.MockTransport:
+    """Answers 503; request number *on_request* has another process lock the file."""
+    requests = 0
+
+    async def refuse(request: httpx.Request) -> httpx.Response:
+        nonlocal requests
+        requests += 1
+        if requests == on_request:
+            await locking.enter_async_context(write_locked(outbox, seconds))
+        return httpx.Response(503, json={"error": "Service unavailable"})
+
+    return httpx.MockTransport(refuse)
+
+
 async def test_a_flush_keeps_its_timeout_while_another_process_writes(tmp_path: Path) -> None:
     testing.set_testing(False)
     outbox = tmp_path / "outbox.sqlite"
@@ -471,14 +487,9 @@ async def test_closing_while_another_process_writes_does_not_wait_for_it(
     monkeypatch.setattr(_drain, "SETTLE_WITHIN", 0.5)
     outbox = tmp_path / "outbox.sqlite"
     await queue_while_down(outbox, events(4))
-    locking: contextlib.AsyncExitStack = contextlib.AsyncExitStack()
-
-    async def lock_while_sending(request: httpx.Request) -> httpx.Response:
-        await locking.enter_async_context(write_locked(outbox, 3.0))
-        return httpx.Response(503, json={"error": "Service unavailable"})
-
-    async with locking:
-        revenue = Revenue(TOKEN, transport=httpx.MockTransport(lock_while_sending), outbox=outbox)
+    async with contextlib.AsyncExitStack() as locking:
+        transport = refusing_and_locking(outbox, locking, seconds=3.0, on_request=1)
+        revenue = Revenue(TOKEN, transport=transport, outbox=outbox)
         started = anyio.current_time()
         await revenue.flush(timeout=0.5)  # the 503's bookkeeping finds the file locked
         await revenue.aclose()
@@ -492,19 +503,10 @@ async def test_a_refused_row_stays_when_writing_its_outcome_runs_out_of_time(
     monkeypatch.setattr(_drain, "SETTLE_WITHIN", 0.3)
     outbox = tmp_path / "outbox.sqlite"
     await queue_while_down(outbox, events(2))
-    locking = contextlib.AsyncExitStack()
-
-    requests = 0
-
-    async def refuse_and_lock(request: httpx.Request) -> httpx.Response:
-        nonlocal requests
-        requests += 1
-        if requests == 2:  # the first row's last attempt: locked past the deadline, not twice
-            await locking.enter_async_context(write_locked(outbox, 0.45))
-        return httpx.Response(503, json={"error": "Service unavailable"})
-
-    async with locking:
-        revenue = Revenue(TOKEN, transport=httpx.MockTransport(refuse_and_lock), outbox=outbox)
+    async with contextlib.AsyncExitStack() as locking:
+        # On the first row's last attempt: locked past the deadline, and only then.
+        transport = refusing_and_locking(outbox, locking, seconds=0.45, on_request=2)
+        revenue = Revenue(TOKEN, transport=transport, outbox=outbox)
         await revenue._drain().drain(due_only=False)
     assert await revenue.outbox_size() == 2  # refused: kept, not deleted as delivered
     await revenue.aclose()
