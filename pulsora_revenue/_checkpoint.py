@@ -67,12 +67,6 @@ class Checkpoint:
                     "use another --checkpoint file for this run"
                 )
 
-    def __contains__(self, key: tuple[str, str]) -> bool:
-        found = self._db.execute(
-            "SELECT 1 FROM done WHERE transaction_id = ? AND event_type = ?", key
-        ).fetchone()
-        return found is not None
-
     def done_earlier(self, key: tuple[str, str]) -> bool:
         """Whether *key* was accepted by an earlier run, not by this one."""
         found = self._db.execute(

@@ -199,7 +199,7 @@ def redact_body(body: bytes) -> bytes:
     try:
         payload = _json.loads(body)
     except (ValueError, RecursionError):
-        return withheld if _may_hold_a_token(body) else body[:MAX_KEPT_BODY]
+        payload = None  # not JSON: kept as it came, unless it may hold a token
     if not (isinstance(payload, dict) and isinstance(payload.get("token"), str)):
         return withheld if _may_hold_a_token(body) else body[:MAX_KEPT_BODY]
     token: str = payload["token"]

@@ -218,7 +218,8 @@ async def _subscription_updated(context: _Context) -> list[RevenueEvent]:
     new_minor, old_minor = items_mrr(items), items_mrr(old_items)
     if new_minor is None or old_minor is None:
         return []  # tiered prices: the monthly amount is not in the payload
-    new, old = major(new_minor, exponent), major(old_minor, exponent)
+    new_rounded, old_rounded = round(new_minor), round(old_minor)  # half to even, as in major()
+    new, old = major(new_rounded, exponent), major(old_rounded, exponent)
     if new == old:
         return []  # a renewal or a flag changed, not the amount
     metadata = subscription.metadata("metadata")
@@ -230,7 +231,7 @@ async def _subscription_updated(context: _Context) -> list[RevenueEvent]:
         "currency": code,
         "transaction_id": context.envelope.text("id"),
         "customer_subscription_id": subscription.text("id"),
-        "mrr_impact": major(round(new_minor) - round(old_minor), exponent),  # new - old, exactly
+        "mrr_impact": major(new_rounded - old_rounded, exponent),  # new - old, exactly
         "is_recurring": True,
     }
     if not new:  # down to nothing: that is churn
