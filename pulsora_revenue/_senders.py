@@ -172,8 +172,12 @@ class AiohttpSender:
                 allow_redirects=False,
                 proxy=self._proxy,
             ) as response:
-                content = await response.read()
-                return answered(response.status, response.headers, content, scrub)
+                status = response.status
+                # Nothing in an acceptance's body is used: not reading it saves aiohttp
+                # about a twentieth of a request. Leaving the context returns the
+                # connection to the pool if the body is in, and closes it if not.
+                content = b"" if 200 <= status < 300 else await response.read()
+                return answered(status, response.headers, content, scrub)
         except aiohttp.ConnectionTimeoutError as exc:
             return timed_out(exc, "could not connect", self._timeout, sent=False)
         except aiohttp.ServerTimeoutError as exc:  # a read timed out: it may have landed

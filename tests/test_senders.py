@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 
 import anyio
+import anyio.abc
+import attrs
 import httpx
 import pytest
 
@@ -131,3 +135,85 @@ async def test_an_attempt_that_cannot_connect_in_time_was_not_sent(
     assert reply.seen == Observation(None, sent=False, retryable=True)
     assert reply.timed_out
     assert "could not connect within 0.3 s" in reply.failure
+
+
+ACCEPTED = b'HTTP/1.1 202 Accepted\r\nContent-Length: 16\r\n\r\n{"success":true}'
+#: An acceptance whose body never arrives in full.
+STALLED = b'HTTP/1.1 202 Accepted\r\nContent-Length: 100\r\n\r\n{"succ'
+
+
+@attrs.define
+class Loopback:
+    url: str
+    connections: int = 0
+
+
+@asynccontextmanager
+async def loopback(answers: Sequence[bytes]) -> AsyncIterator[Loopback]:
+    """A raw HTTP/1.1 server that gives each request the next of *answers*, on keep-alive."""
+    pending = iter(answers)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    server = Loopback(f"http://127.0.0.1:{listener.extra(anyio.abc.SocketAttribute.local_port)}/")
+
+    async def answer(stream: anyio.abc.SocketStream) -> None:
+        server.connections += 1
+        buffer = b""
+        async with stream:
+            try:
+                while True:
+                    while b"\r\n\r\n" not in buffer:
+                        buffer += await stream.receive()
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    found = re.search(rb"(?i)content-length: *(\d+)", head)
+                    length = int(found[1]) if found else 0
+                    while len(buffer) < length:
+                        buffer += await stream.receive()
+                    buffer = buffer[length:]
+                    await stream.send(next(pending))
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                pass  # the client closed the connection
+
+    async with listener, anyio.create_task_group() as group:
+        group.start_soon(listener.serve, answer)
+        yield server
+        group.cancel_scope.cancel()
+
+
+def _sender_to(backend: str, url: str) -> Sender:
+    headers = {"X-API-Token": TOKEN, "Content-Type": "application/json"}
+    if backend == "aiohttp":
+        return AiohttpSender(url, headers, 5, limit=1)
+    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1))
+    return HttpxSender(client, httpx.URL(url), headers, 5, owned=True)
+
+
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_an_acceptance_leaves_its_connection_to_the_next_request(
+    backend: str, anyio_backend_name: str
+) -> None:
+    if backend == "aiohttp" and anyio_backend_name != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+    async with loopback([ACCEPTED] * 3) as server:
+        sender = _sender_to(backend, server.url)
+        try:
+            replies = [await _post(sender, budget=5) for _ in range(3)]
+        finally:
+            await sender.aclose()
+    assert [reply.seen.status_code for reply in replies] == [202, 202, 202]
+    assert server.connections == 1
+
+
+async def test_aiohttp_takes_an_acceptance_without_waiting_for_its_body(
+    anyio_backend_name: str,
+) -> None:
+    if anyio_backend_name != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+    async with loopback([STALLED, ACCEPTED]) as server:
+        sender = _sender_to("aiohttp", server.url)
+        try:
+            with anyio.fail_after(2):  # well before the attempt's timeout (5 s)
+                replies = [await _post(sender, budget=5) for _ in range(2)]
+        finally:
+            await sender.aclose()
+    assert [reply.seen.status_code for reply in replies] == [202, 202]
+    assert server.connections == 2  # the half-read connection was closed, never reused
