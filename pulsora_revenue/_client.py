@@ -89,6 +89,8 @@ class Revenue:
         self._outbox = Outbox(outbox) if outbox is not None else None
         self._drainer: Drainer | None = None
         self._background: anyio.abc.TaskGroup | None = None
+        self._draining: anyio.CancelScope | None = None  # the drainer's: aclose cancels it
+        self._drained: anyio.Event | None = None
         self._channel = Channel(
             sender=self._sender,
             url=self._shown_url,
@@ -119,10 +121,18 @@ class Revenue:
             except BaseException:
                 await self.aclose()  # no __aexit__ follows a failed __aenter__
                 raise
+            self._draining, self._drained = anyio.CancelScope(), anyio.Event()
             self._background = anyio.create_task_group()
             await self._background.__aenter__()
-            self._background.start_soon(self._drain().run)
+            self._background.start_soon(self._deliver_queued, self._draining, self._drained)
         return self
+
+    async def _deliver_queued(self, scope: anyio.CancelScope, done: anyio.Event) -> None:
+        try:
+            with scope:
+                await self._drain().run()
+        finally:
+            done.set()
 
     async def __aexit__(
         self,
@@ -130,21 +140,27 @@ class Revenue:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        finally:
+            if self._background is not None:  # exited where it was entered: in this task
+                background, self._background = self._background, None
+                await background.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
         """Stop delivering from the outbox, close the connections we opened; idempotent.
 
-        Rows still in the outbox stay there for the next run.
+        Rows still in the outbox stay there for the next run. Any task may call
+        it, in any cancel scope.
         """
         if self._closed:
             return
         self._closed = True
         try:
-            if self._background is not None:
-                background, self._background = self._background, None
-                background.cancel_scope.cancel()
-                await background.__aexit__(None, None, None)
+            if self._draining is not None and self._drained is not None:
+                self._draining.cancel()  # its task group is left to __aexit__, in its own task
+                with anyio.CancelScope(shield=True):  # no closing the file under its last write
+                    await self._drained.wait()
         finally:
             with anyio.CancelScope(shield=True):
                 if self._outbox is not None:

@@ -23,6 +23,7 @@ import pytest
 
 from pulsora_revenue import (
     BadRequestError,
+    ClientClosedError,
     ConfigurationError,
     PulsoraError,
     RetryPolicy,
@@ -510,3 +511,22 @@ async def test_a_refused_row_stays_when_writing_its_outcome_runs_out_of_time(
         await revenue._drain().drain(due_only=False)
     assert await revenue.outbox_size() == 2  # refused: kept, not deleted as delivered
     await revenue.aclose()
+
+
+async def test_any_task_may_close_a_client_with_an_outbox(tmp_path: Path) -> None:
+    fake = FakePulsora()
+    async with Revenue(TOKEN, transport=fake.transport, outbox=tmp_path / "o.sqlite") as revenue:
+        async with anyio.create_task_group() as group:
+            group.start_soon(revenue.aclose)
+        await anyio.sleep(0.01)  # the task that opened the client is not cancelled
+        with pytest.raises(ClientClosedError):
+            await revenue.track(EVENT)
+
+
+async def test_closing_in_a_nested_cancel_scope_leaves_the_caller_running(tmp_path: Path) -> None:
+    fake = FakePulsora()
+    async with Revenue(TOKEN, transport=fake.transport, outbox=tmp_path / "o.sqlite") as revenue:
+        with anyio.move_on_after(10) as scope:
+            await revenue.aclose()
+        await anyio.sleep(0.01)
+    assert not scope.cancelled_caught
