@@ -54,12 +54,17 @@ class Sender(Protocol):
 
 
 def env_proxy(url: str) -> str | None:
-    """The proxy the environment (``HTTPS_PROXY``, ``NO_PROXY``...) sets for *url*."""
+    """The proxy the environment (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``...) sets for *url*.
+
+    Read as httpx reads it: ``ALL_PROXY`` when the scheme has none of its own,
+    and ``http://`` before a proxy written without a scheme.
+    """
     parts = urllib.parse.urlsplit(url)
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if proxy is None or urllib.request.proxy_bypass(parts.hostname or ""):
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
-    return proxy
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def deadline_passed() -> Reply:

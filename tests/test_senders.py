@@ -25,14 +25,38 @@ from .data import EVENT, TOKEN
 pytestmark = pytest.mark.anyio
 
 
-def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
+PROXY_VARIABLES = ("HTTPS", "HTTP", "ALL", "NO")
+
+
+@pytest.fixture
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(f"{name}_PROXY", raising=False)
+        monkeypatch.delenv(f"{name.lower()}_proxy", raising=False)
+    return monkeypatch
+
+
+def test_proxies_come_from_the_environment(no_proxies: pytest.MonkeyPatch) -> None:
     assert env_proxy("https://pulsora.co/api/ingest") is None
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    no_proxies.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert env_proxy("https://pulsora.co/api/ingest") == "http://proxy.internal:3128"
-    monkeypatch.setenv("NO_PROXY", "pulsora.co")
+    no_proxies.setenv("NO_PROXY", "pulsora.co")
     assert env_proxy("https://pulsora.co/api/ingest") is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "proxy"),
+    [
+        ("ALL_PROXY", "http://proxy.internal:3128", "http://proxy.internal:3128"),
+        ("HTTPS_PROXY", "proxy.internal:3128", "http://proxy.internal:3128"),
+    ],
+    ids=["ALL_PROXY for any scheme", "no scheme: http"],
+)
+def test_proxies_are_read_as_httpx_reads_them(
+    no_proxies: pytest.MonkeyPatch, variable: str, value: str, proxy: str
+) -> None:
+    no_proxies.setenv(variable, value)
+    assert env_proxy("https://pulsora.co/api/ingest") == proxy
 
 
 def test_aiohttp_cannot_use_an_httpx_transport() -> None:
