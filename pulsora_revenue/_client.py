@@ -14,6 +14,7 @@ from typing import Any, Self
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import attrs
 import httpx
 
@@ -85,6 +86,7 @@ class Revenue:
         self._transport = transport
         self._backend = backend
         self._sender_in_use: Sender | None = None
+        self._loop: anyio.lowlevel.EventLoopToken | None = None  # the one its sender is bound to
         self._closed = False
         self._outbox = Outbox(outbox) if outbox is not None else None
         self._drainer: Drainer | None = None
@@ -265,14 +267,14 @@ class Revenue:
             on_progress=on_progress,
             keep_failures=keep_failures,
         )
-        self._sender()  # fail now, not in every worker, if the client is closed
+        self._sender()  # fail now, not in every worker, if the client is closed or misused
         if self._client is not None or self._transport is not None or concurrency <= POOL_SIZE:
             return await batch.run(events)
         pool = self._new_sender(concurrency)  # our own connections: size them to the run
         try:
 
             def pooled() -> Sender:
-                self._sender()  # raises if the Revenue client was closed meanwhile
+                self._check_open()  # the Revenue client may have been closed meanwhile
                 return pool
 
             batch.channel = attrs.evolve(self._channel, sender=pooled)
@@ -282,12 +284,26 @@ class Revenue:
                 await pool.aclose()
 
     def _sender(self) -> Sender:
-        """The sender for this client, created on first use (the loop must be running)."""
-        if self._closed:
-            raise ClientClosedError(f"{self!r} is closed; create a new Revenue client")
+        """The sender for this client, created on first use (the loop must be running).
+
+        Its connections belong to the event loop it was created in: another loop
+        (a second ``asyncio.run``) could not use them, nor even close them.
+        """
+        self._check_open()
         if self._sender_in_use is None:
             self._sender_in_use = self._new_sender(POOL_SIZE)
+            self._loop = anyio.lowlevel.current_token()
+        elif anyio.lowlevel.current_token() != self._loop:
+            raise ConfigurationError(
+                f"{self!r} first ran in another event loop, which holds its connections: "
+                "use one Revenue per event loop (open it with 'async with' in code that "
+                "the loop runs)"
+            )
         return self._sender_in_use
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError(f"{self!r} is closed; create a new Revenue client")
 
     def _new_sender(self, pool: int) -> Sender:
         headers = {

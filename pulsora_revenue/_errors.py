@@ -114,7 +114,10 @@ class APIError(PulsoraError):
 
 
 class BadRequestError(APIError):
-    """400: Pulsora rejected the event as malformed. Retrying will not help."""
+    """400, 413, 422: Pulsora refused the event itself (malformed, too large, invalid).
+
+    Retrying will not help.
+    """
 
 
 class AuthenticationError(APIError):

@@ -126,6 +126,13 @@ def shorten(text: str) -> str:
 
 _ADVICE: Mapping[int, tuple[type[APIError], str]] = {
     400: (BadRequestError, "Pulsora rejected the event as malformed; fix it, retrying won't help."),
+    408: (
+        APIError,
+        "Pulsora, or a proxy on the way, gave up waiting for the request: track it again "
+        "later (it is safe: Pulsora de-duplicates by transaction_id and event_type).",
+    ),
+    413: (BadRequestError, "Pulsora refused the event as too large; trim its metadata."),
+    422: (BadRequestError, "Pulsora refused the event as invalid; fix it, retrying won't help."),
     401: (
         AuthenticationError,
         "Pulsora refused the API token: check that it is an active secret token.",

@@ -204,6 +204,23 @@ async def test_server_message_from_validation_body(client_for: Callable[..., Rev
             await revenue.track(EVENT)
 
 
+@pytest.mark.parametrize(
+    ("status", "error", "advice"),
+    [
+        (408, APIError, "gave up waiting for the request: track it again later"),
+        (413, BadRequestError, "too large; trim its metadata"),
+        (422, BadRequestError, "invalid; fix it, retrying won't help"),
+    ],
+)
+async def test_final_statuses_come_with_their_own_advice(
+    client_for: Callable[..., Revenue], status: int, error: type[APIError], advice: str
+) -> None:
+    async with client_for(Script(status), retry=RetryPolicy(max_attempts=1)) as revenue:
+        with pytest.raises(error, match=advice) as info:
+            await revenue.track(EVENT)
+    assert "check the endpoint URL" not in str(info.value)
+
+
 async def test_non_json_error_body_is_quoted(client_for: Callable[..., Revenue]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(502, text="<html>Bad gateway</html>" + "x" * 500)
@@ -549,3 +566,14 @@ def test_refused_endpoints_with_credentials_or_pseudo_loopback(endpoint: str) ->
 def test_bare_prefix_is_not_a_token() -> None:
     with pytest.raises(ConfigurationError):
         Revenue("sec_")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_client_used_in_a_second_event_loop_says_so_and_sends_nothing(backend: str) -> None:
+    fake = FakePulsora()
+    revenue = Revenue(TOKEN, transport=fake.transport)  # at import time, say: no loop yet
+    anyio.run(revenue.track, EVENT, backend=backend)
+    with pytest.raises(ConfigurationError, match="another event loop"):
+        anyio.run(revenue.track, {**EVENT, "transaction_id": "tx_2"}, backend=backend)
+    anyio.run(revenue.aclose, backend=backend)
+    assert [event.transaction_id for event in fake.events] == [EVENT["transaction_id"]]
