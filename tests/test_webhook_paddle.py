@@ -224,3 +224,57 @@ async def test_a_localised_transaction_takes_mrr_in_its_own_currency() -> None:
     entity["details"]["line_items"] = []
     (sub,) = await paddle.to_revenue_events(event("transaction.completed", entity))
     assert sub.mrr_impact is None  # the base price is in USD: the EUR amount is unknown
+
+
+def localised_cancel(*overrides: dict[str, Any]) -> dict[str, Any]:
+    """A cancelled subscription of 10 seats in EUR, on a USD price with *overrides*."""
+    entity = data("subscription.canceled") | {"currency_code": "EUR"}
+    entity["items"] = entity["items"][:1]
+    entity["items"][0]["quantity"] = 10
+    entity["items"][0]["price"]["unit_price_overrides"] = list(overrides)
+    return entity
+
+
+def override(amount: str, code: str) -> dict[str, Any]:
+    return {"country_codes": ["DE"], "unit_price": {"amount": amount, "currency_code": code}}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (override("2800", "EUR"), override("2500", "GBP")),
+        (override("2800", "EUR"), override("2800", "EUR")),
+    ],
+)
+async def test_a_localised_subscription_cancels_at_its_override_price(
+    overrides: tuple[dict[str, Any], ...],
+) -> None:
+    entity = localised_cancel(*overrides)
+    (churn,) = await paddle.to_revenue_events(
+        event("subscription.canceled", entity), resolver=resolver
+    )
+    assert (churn.currency, churn.mrr_impact) == ("EUR", Decimal("-280.00"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [(), (override("2500", "GBP"),), (override("2800", "EUR"), override("2700", "EUR"))],
+)
+async def test_a_localised_cancel_without_one_override_in_its_currency_has_no_mrr(
+    overrides: tuple[dict[str, Any], ...],
+) -> None:
+    entity = localised_cancel(*overrides)
+    (churn,) = await paddle.to_revenue_events(
+        event("subscription.canceled", entity), resolver=resolver
+    )
+    assert churn.mrr_impact is None
+
+
+async def test_a_resolver_answer_that_is_not_two_strings_is_a_type_error() -> None:
+    async def lookup(customer_id: str) -> Any:
+        return {"visitor_fingerprint": "fp_db", "session_id": "sess_db"}
+
+    with pytest.raises(TypeError, match=r"lookup.*returned \{.visitor_fingerprint."):
+        await paddle.to_revenue_events(
+            event("subscription.canceled", data("subscription.canceled")), resolver=lookup
+        )

@@ -84,6 +84,15 @@ def subscription(
     return sub
 
 
+def in_euros(sub: dict[str, Any], option: int | None) -> dict[str, Any]:
+    """*sub* billed in EUR on its USD price, with that price's EUR amount as *option*."""
+    sub["currency"] = "eur"
+    if option is not None:
+        euros = {"unit_amount": option, "unit_amount_decimal": str(option), "tiers": None}
+        sub["items"]["data"][0]["price"]["currency_options"] = {"eur": euros}
+    return sub
+
+
 async def test_unmapped_events_give_nothing() -> None:
     assert await stripe.to_revenue_events(fixture("event")) == []  # plan.created
     assert await stripe.to_revenue_events(event("payment_intent.succeeded", {})) == []
@@ -177,6 +186,40 @@ async def test_a_resolver_with_nothing_to_say() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"visitor_fingerprint": "fp_db", "session_id": "sess_db"},
+        ("fp_db",),
+        ("fp_db", "sess_db", "extra"),
+        ("fp_db", 42),
+        "fp_db",
+    ],
+)
+async def test_a_resolver_answer_that_is_not_two_strings_is_a_type_error(answer: Any) -> None:
+    async def lookup(customer_id: str) -> Any:
+        return answer
+
+    session = paid_session(metadata={})
+    with pytest.raises(TypeError, match=r"The resolver .*lookup.* returned") as info:
+        await stripe.to_revenue_events(
+            event("checkout.session.completed", session), resolver=lookup
+        )
+    assert repr(answer)[:40] in str(info.value)
+
+
+@pytest.mark.parametrize("answer", [("", ""), ("fp_db", "  ")])
+async def test_a_resolver_answer_of_blank_ids_says_so(answer: tuple[str, str]) -> None:
+    async def lookup(customer_id: str) -> tuple[str, str]:
+        return answer
+
+    session = paid_session(metadata={})
+    with pytest.raises(ValueError, match=r"lookup.* returned blank ids"):
+        await stripe.to_revenue_events(
+            event("checkout.session.completed", session), resolver=lookup
+        )
+
+
 async def test_custom_attribution_keys() -> None:
     session = paid_session(metadata={"pulsora_fp": "fp_x", "pulsora_sid": "sid_x"})
     (purchase,) = await stripe.to_revenue_events(
@@ -221,6 +264,76 @@ async def test_invoice_attribution_from_the_subscription_metadata_of_older_versi
     invoice["subscription_details"] = {"metadata": dict(ATTRIBUTION)}
     (sub,) = await stripe.to_revenue_events(event("invoice.paid", invoice))
     assert sub.visitor_fingerprint == "fp_browser"
+
+
+def older_invoice(price: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    invoice = subscription_invoice(subscription="sub_old", parent=None, metadata=dict(ATTRIBUTION))
+    invoice["lines"]["data"][0].update(price=price, quantity=1, proration=False)
+    invoice.update(changes)
+    return invoice
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        None,
+        {"object": "list", "data": [], "has_more": True},
+        {"object": "list", "data": [], "has_more": False},
+    ],
+)
+async def test_a_first_invoice_without_its_lines_has_no_mrr(lines: dict[str, Any] | None) -> None:
+    invoice = subscription_invoice(subscription="sub_old", parent=None, metadata=dict(ATTRIBUTION))
+    invoice["lines"] = lines
+    (sub,) = await stripe.to_revenue_events(event("invoice.paid", invoice))
+    assert sub.mrr_impact is None
+
+
+async def test_a_first_invoice_with_only_a_prorated_line_has_no_mrr() -> None:
+    price = subscription()["items"]["data"][0]["price"]
+    invoice = older_invoice(price, amount_paid=1032)
+    invoice["lines"]["data"][0]["proration"] = True  # anchored to a day: part of a month
+    (sub,) = await stripe.to_revenue_events(event("invoice.paid", invoice))
+    assert sub.mrr_impact is None
+
+
+async def test_a_first_invoice_with_more_lines_than_sent_has_no_mrr() -> None:
+    invoice = older_invoice(subscription()["items"]["data"][0]["price"])
+    invoice["lines"]["has_more"] = True
+    (sub,) = await stripe.to_revenue_events(event("invoice.paid", invoice))
+    assert sub.mrr_impact is None
+
+
+@pytest.mark.parametrize(("option", "mrr"), [(1800, Decimal("18.00")), (None, None)])
+async def test_a_first_invoice_in_another_currency_than_its_price(
+    option: int | None, mrr: Decimal | None
+) -> None:
+    price = in_euros(subscription(), option)["items"]["data"][0]["price"]
+    (sub,) = await stripe.to_revenue_events(
+        event("invoice.paid", older_invoice(price, currency="eur", amount_paid=1800))
+    )
+    assert (sub.currency, sub.amount, sub.mrr_impact) == ("EUR", Decimal("18.00"), mrr)
+
+
+async def test_customer_id_from_the_subscription_metadata_an_invoice_carries() -> None:
+    own = {**ATTRIBUTION, "customer_id": "user_42"}
+    first = subscription_invoice()
+    first["parent"]["subscription_details"]["metadata"] = own
+    renewal = copy.deepcopy(first) | {"id": "in_2", "billing_reason": "subscription_cycle"}
+    sub = subscription()
+    sub["metadata"] = own
+    mapped = [
+        *await stripe.to_revenue_events(event("invoice.paid", first)),
+        *await stripe.to_revenue_events(event("invoice.paid", renewal)),
+        *await stripe.to_revenue_events(event("customer.subscription.deleted", sub)),
+    ]
+    assert [e.customer_id for e in mapped] == ["user_42"] * 3
+
+
+async def test_customer_id_of_the_invoice_itself_comes_first() -> None:
+    invoice = subscription_invoice(metadata={"customer_id": "user_invoice"})
+    invoice["parent"]["subscription_details"]["metadata"] |= {"customer_id": "user_42"}
+    (sub,) = await stripe.to_revenue_events(event("invoice.paid", invoice))
+    assert sub.customer_id == "user_invoice"
 
 
 async def test_a_free_trial_invoice_is_no_revenue() -> None:
@@ -448,6 +561,36 @@ async def test_tiered_prices_have_no_mrr_rather_than_an_error() -> None:
     previous = {"items": subscription(quantity=5)["items"]}
     assert (
         await stripe.to_revenue_events(event("customer.subscription.updated", tiered, previous))
+        == []
+    )
+
+
+async def test_a_price_in_another_currency_counts_through_its_currency_options() -> None:
+    (churn,) = await stripe.to_revenue_events(
+        event("customer.subscription.deleted", in_euros(subscription(), 1800))
+    )
+    assert (churn.currency, churn.mrr_impact) == ("EUR", Decimal("-18.00"))
+    now, before = in_euros(subscription(quantity=2), 1800), in_euros(subscription(), 1800)
+    (upgrade,) = await stripe.to_revenue_events(
+        event("customer.subscription.updated", now, {"items": before["items"]})
+    )
+    assert (upgrade.currency, upgrade.amount, upgrade.mrr_impact) == (
+        "EUR",
+        Decimal("36.00"),
+        Decimal("18.00"),
+    )
+
+
+async def test_a_price_in_another_currency_without_an_option_has_no_mrr() -> None:
+    (churn,) = await stripe.to_revenue_events(
+        event("customer.subscription.deleted", in_euros(subscription(), None))
+    )
+    assert (churn.currency, churn.mrr_impact) == ("EUR", None)
+    now, before = in_euros(subscription(quantity=2), None), in_euros(subscription(), None)
+    assert (
+        await stripe.to_revenue_events(
+            event("customer.subscription.updated", now, {"items": before["items"]})
+        )
         == []
     )
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from .._errors import ValidationError
+from .._errors import ValidationError, received
 from .._event import RevenueEvent
 from .._money import currency_exponent
 from ._errors import MissingAttributionError, WebhookPayloadError
@@ -90,7 +90,7 @@ async def attribute(
             return fingerprint, session
     found = None
     if resolver is not None and customer_id is not None:
-        found = await resolver(customer_id)
+        found = _checked(await resolver(customer_id), resolver, customer_id)
     if found is None:
         raise MissingAttributionError(
             looked_in=[name for name, _ in sources],
@@ -99,6 +99,28 @@ async def attribute(
             resolver_asked=resolver is not None and customer_id is not None,
         )
     return found
+
+
+def _checked(found: object, resolver: Resolver, customer_id: str) -> tuple[str, str] | None:
+    """The resolver's answer, if it is None or two non-blank strings; else an error about it."""
+    if found is None:
+        return None
+    asked = f"The resolver {_name(resolver)}, asked about customer {customer_id!r}, returned"
+    if not isinstance(found, tuple | list) or len(found) != 2:
+        raise TypeError(
+            f"{asked} {received(found)}; it must return (visitor_fingerprint, session_id), "
+            "a pair of strings, or None."
+        )
+    fingerprint, session = found
+    if not isinstance(fingerprint, str) or not isinstance(session, str):
+        raise TypeError(f"{asked} {received(found)}; both ids must be strings.")
+    if not fingerprint.strip() or not session.strip():
+        raise ValueError(f"{asked} blank ids {received(found)}; return None when it knows nothing.")
+    return fingerprint, session
+
+
+def _name(resolver: Resolver) -> str:
+    return str(getattr(resolver, "__qualname__", None) or repr(resolver))
 
 
 def build(path: str, **fields: Any) -> RevenueEvent:

@@ -144,7 +144,8 @@ def _items_mrr(items: list[Node], code: str, details: Node | None = None) -> Fra
 
     A price is in Paddle's base currency; a transaction in another currency
     (a localised price) has the unit price in its own currency in
-    ``details.line_items``. Without that, the amount in *code* is unknown.
+    ``details.line_items``. Without that, the ``unit_price_overrides`` in *code*
+    give it, if they agree on one amount; else the amount in *code* is unknown.
     """
     lines = (
         {str(line.get("price_id")): line for line in details.items("line_items")} if details else {}
@@ -155,18 +156,29 @@ def _items_mrr(items: list[Node], code: str, details: Node | None = None) -> Fra
         cycle = price.maybe_child("billing_cycle")
         if cycle is None:
             continue  # a one-time item
-        unit_price = price.child("unit_price")
-        if unit_price.get("currency_code") in (None, code):
-            unit = unit_price.minor_units("amount")
-        elif (line := lines.get(str(price.get("id")))) is not None:
-            unit = line.child("unit_totals").minor_units("subtotal")
-        else:
+        unit = _unit_price(price, code, lines.get(str(price.get("id"))))
+        if unit is None:
             return None
         quantity = item.integer("quantity")
         total += monthly(
             unit * quantity, cycle.text("interval"), cycle.integer("frequency"), cycle.path
         )
     return total
+
+
+def _unit_price(price: Node, code: str, line: Node | None) -> int | None:
+    """The unit price in minor units of *code*: the base price's, the line's, or an override's."""
+    unit_price = price.child("unit_price")
+    if unit_price.get("currency_code") in (None, code):
+        return unit_price.minor_units("amount")
+    if line is not None:
+        return line.child("unit_totals").minor_units("subtotal")
+    overrides = {
+        override.child("unit_price").minor_units("amount")
+        for override in price.items("unit_price_overrides")
+        if override.child("unit_price").get("currency_code") == code
+    }
+    return overrides.pop() if len(overrides) == 1 else None  # several amounts: which country?
 
 
 async def _adjustment(data: Node, attribution: Attribution) -> list[RevenueEvent]:

@@ -21,10 +21,11 @@ charge.refunded                    refund of the newly refunded part
 anything else                      nothing (an empty list)
 =================================  ==========================================
 
-Amounts are converted from minor units by the currency's exponent (as Stripe
-counts it). The visitor fingerprint and session id are read from the
-metadata of the object (and, for invoices, of its subscription), under the
-keys ``visitor_fingerprint`` and ``session_id`` unless *keys* says otherwise.
+Amounts are in the object's currency (a price in another one counts through
+its ``currency_options``), converted by the exponent Stripe counts. The
+visitor fingerprint, session id and your own ``customer_id`` are read from the
+metadata of the object (for invoices, then of its subscription and lines),
+under the keys ``visitor_fingerprint`` and ``session_id`` unless *keys* says otherwise.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ SCHEME = _signing.Scheme("Stripe", "Stripe-Signature", ",", "t", "v1", b".")
 EXPONENTS: Mapping[str, int] = {"ISK": 2, "MGA": 0}
 
 PROCESSOR = "stripe"
+
+#: Metadata to look in, in order, each with its path: for your own customer id,
+#: the visitor fingerprint and the session id.
+Sources = list[tuple[str, Mapping[str, Any]]]
 
 
 def verify(
@@ -115,9 +120,17 @@ def _exponent(code: str) -> int:
     return EXPONENTS.get(code, currency_exponent(code))
 
 
-def _customer(node: Node, metadata: Mapping[str, Any]) -> str | None:
-    own = metadata.get("customer_id")
-    return own if isinstance(own, str) and own else node.id("customer")
+def _customer(node: Node, sources: Sources) -> str | None:
+    """Your own ``customer_id`` from the first metadata that has one, else Stripe's customer."""
+    for _, metadata in sources:
+        own = metadata.get("customer_id")
+        if isinstance(own, str) and own:
+            return own
+    return node.id("customer")
+
+
+def _own_metadata(node: Node) -> Sources:
+    return [(f"{node.path}.metadata", node.metadata("metadata"))]
 
 
 async def _checkout(context: _Context) -> list[RevenueEvent]:
@@ -129,10 +142,10 @@ async def _checkout(context: _Context) -> list[RevenueEvent]:
     amount = major(session.integer("amount_total"), _exponent(code))
     if not amount:
         return []  # a free checkout is not revenue
-    metadata = session.metadata("metadata")
+    sources = _own_metadata(session)
     payment_intent = session.id("payment_intent")
     customer = (
-        _customer(session, metadata)
+        _customer(session, sources)
         or session.maybe_text("client_reference_id")
         or _guest(payment_intent or session.text("id"))
     )
@@ -140,7 +153,7 @@ async def _checkout(context: _Context) -> list[RevenueEvent]:
     return [
         build(
             session.path,
-            **await context.attribution([(f"{session.path}.metadata", metadata)], customer),
+            **await context.attribution(sources, customer),
             **context.common(),
             customer_id=customer,
             amount=amount,
@@ -173,14 +186,14 @@ async def _invoice(context: _Context) -> list[RevenueEvent]:
     legacy = invoice.maybe_child("subscription_details")
     subscription = (details.id("subscription") if details else None) or invoice.id("subscription")
     lines = invoice.maybe_child("lines")
-    sources = [(f"{invoice.path}.metadata", invoice.metadata("metadata"))]
+    sources = _own_metadata(invoice)
     for where in (details, legacy):
         if where is not None:
             sources.append((f"{where.path}.metadata", where.metadata("metadata")))
     for line in lines.items("data") if lines else []:
         sources.append((f"{line.path}.metadata", line.metadata("metadata")))
-    customer = _customer(invoice, invoice.metadata("metadata"))
-    mrr = invoice_mrr(lines, exponent) if kind is EventType.SUBSCRIPTION else None
+    customer = _customer(invoice, sources)
+    mrr = invoice_mrr(lines, code, exponent) if kind is EventType.SUBSCRIPTION else None
     return [
         build(
             invoice.path,
@@ -211,21 +224,21 @@ async def _subscription_updated(context: _Context) -> list[RevenueEvent]:
         old_items = [Node(old_item, items[0].path)]
     else:
         return []  # not a change of price or quantity
-    code = currency(items[0].child("price"), "currency") if items else None
-    if code is None:
+    if not items:
         return []
+    code = currency(subscription, "currency")
     exponent = _exponent(code)
-    new_minor, old_minor = items_mrr(items), items_mrr(old_items)
+    new_minor, old_minor = items_mrr(items, code), items_mrr(old_items, code)
     if new_minor is None or old_minor is None:
         return []  # tiered prices: the monthly amount is not in the payload
     new_rounded, old_rounded = round(new_minor), round(old_minor)  # half to even, as in major()
     new, old = major(new_rounded, exponent), major(old_rounded, exponent)
     if new == old:
         return []  # a renewal or a flag changed, not the amount
-    metadata = subscription.metadata("metadata")
-    customer = _customer(subscription, metadata)
+    sources = _own_metadata(subscription)
+    customer = _customer(subscription, sources)
     fields: dict[str, Any] = {
-        **await context.attribution([(f"{subscription.path}.metadata", metadata)], customer),
+        **await context.attribution(sources, customer),
         **context.common(),
         "customer_id": _required(subscription, customer),
         "currency": code,
@@ -245,15 +258,15 @@ async def _subscription_deleted(context: _Context) -> list[RevenueEvent]:
     items = subscription.child("items").items("data")
     if not items:
         return []
-    code = currency(items[0].child("price"), "currency")
-    lost_minor = items_mrr(items)
+    code = currency(subscription, "currency")
+    lost_minor = items_mrr(items, code)
     lost = None if lost_minor is None else major(-lost_minor, _exponent(code))
-    metadata = subscription.metadata("metadata")
-    customer = _customer(subscription, metadata)
+    sources = _own_metadata(subscription)
+    customer = _customer(subscription, sources)
     return [
         build(
             subscription.path,
-            **await context.attribution([(f"{subscription.path}.metadata", metadata)], customer),
+            **await context.attribution(sources, customer),
             **context.common(),
             customer_id=_required(subscription, customer),
             amount=0,
@@ -281,15 +294,15 @@ async def _refunded(context: _Context) -> list[RevenueEvent]:
     if new <= 0:
         return []
     code = currency(charge, "currency")
-    metadata = charge.metadata("metadata")
+    sources = _own_metadata(charge)
     charge_id = charge.text("id")
     payment_intent = charge.id("payment_intent")
-    customer = _customer(charge, metadata) or _guest(payment_intent or charge_id)
+    customer = _customer(charge, sources) or _guest(payment_intent or charge_id)
     extra = {"original_charge": charge_id, "stripe_payment_intent": payment_intent}
     return [
         build(
             charge.path,
-            **await context.attribution([(f"{charge.path}.metadata", metadata)], customer),
+            **await context.attribution(sources, customer),
             **context.common(),
             customer_id=customer,
             amount=major(-new, _exponent(code)),
