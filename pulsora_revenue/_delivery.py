@@ -36,10 +36,10 @@ MAX_RETRY_AFTER = 3600.0
 class TrackResult:
     """What happened to one tracked event.
 
-    ``status_code`` is the accepting HTTP status (None when queued), ``attempts``
-    the number of requests made, ``elapsed`` the seconds the call took, and
-    ``duplicate`` whether Pulsora reported the event as already recorded after
-    an earlier attempt of this same call lost its answer.
+    ``status_code`` is the accepting HTTP status (409 for a ``duplicate``, None
+    when queued), ``attempts`` the number of requests made, ``elapsed`` the
+    seconds the call took, and ``duplicate`` whether Pulsora reported the event
+    as already recorded after an earlier attempt of this same call lost its answer.
     """
 
     event: RevenueEvent
