@@ -2,9 +2,9 @@
 
 Usage: ``python examples/backfill.py [FILE.jsonl]``. With no file, it writes a
 sample of 2,000 rows (a few of them invalid or repeated) and sends them to an
-in-process ``FakePulsora``; with a file, it sends to the endpoint in
-``PULSORA_ENDPOINT`` (default: Pulsora itself) with ``PULSORA_SECRET_TOKEN``.
-Failures go to ``failures.jsonl`` beside the input.
+in-process ``FakePulsora`` (both deleted at the end); with a file, it sends to
+the endpoint in ``PULSORA_ENDPOINT`` (default: Pulsora itself) with
+``PULSORA_SECRET_TOKEN``, and writes the failures to ``failures.jsonl`` beside it.
 """
 
 from __future__ import annotations
@@ -47,9 +47,8 @@ def write_sample(path: Path, count: int = 2000) -> None:
             out.write(json.dumps(row) + "\n")
 
 
-async def backfill(path: Path, revenue: Revenue) -> bool:
-    """Send every row of *path*; write failures beside it; return True if all went."""
-    failures_path = path.with_name("failures.jsonl")
+async def backfill(path: Path, failures_path: Path, revenue: Revenue) -> bool:
+    """Send every row of *path*; write failures to *failures_path*; True if all went."""
     with failures_path.open("w", encoding="utf-8") as failures:
 
         def on_result(outcome: Outcome) -> None:
@@ -60,7 +59,7 @@ async def backfill(path: Path, revenue: Revenue) -> bool:
         def on_progress(progress: Progress) -> None:
             print(
                 f"\r{progress.done} done, {progress.sent} sent, "
-                f"{progress.failed + progress.invalid} failed, {progress.rate:.0f}/s",
+                f"{progress.failed + progress.invalid} invalid or failed, {progress.rate:.0f}/s",
                 end="",
                 file=sys.stderr,
             )
@@ -75,21 +74,26 @@ async def backfill(path: Path, revenue: Revenue) -> bool:
     print(
         f"\n{report.sent} sent, {report.duplicates} already recorded, "
         f"{report.skipped} repeats skipped, {report.invalid} invalid, {report.failed} failed "
-        f"in {report.elapsed:.1f} s; failures in {failures_path}"
+        f"in {report.elapsed:.1f} s"
     )
     return report.ok
 
 
 async def main() -> int:
     if len(sys.argv) > 1:
+        path = Path(sys.argv[1])
+        failures = path.with_name("failures.jsonl")
         async with Revenue() as revenue:
-            return 0 if await backfill(Path(sys.argv[1]), revenue) else 1
+            ok = await backfill(path, failures, revenue)
+        if not ok:
+            print(f"The invalid and failed rows are in {failures}")
+        return 0 if ok else 1
     fake = FakePulsora()
     with tempfile.TemporaryDirectory() as folder:
         sample = Path(folder) / "payments.jsonl"
         write_sample(sample)
         async with Revenue("sec_example_0000", transport=fake.transport) as revenue:
-            await backfill(sample, revenue)
+            await backfill(sample, Path(folder) / "failures.jsonl", revenue)
     print(f"FakePulsora holds {len(fake.events)} events")
     return 0
 

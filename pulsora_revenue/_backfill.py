@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 import attrs
@@ -36,6 +40,39 @@ class Tally(BatchReport):
 
     resumed: int = 0
     settled: int = 0
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[IO[str]]:
+    """Write a new *path*: it replaces the old one only if the block ends without an error.
+
+    The text goes to a temporary file beside *path*, renamed over it at the end,
+    so a run refused or failed part-way leaves an earlier file (and the fixes a
+    user made in it) as it was. A *path* that is no regular file (``/dev/null``,
+    a pipe) is written in place.
+    """
+    target = path.resolve()  # through a link: replace the file, not the link
+    if target.exists() and not target.is_file():
+        with target.open("w", encoding="utf-8") as out:
+            yield out
+        return
+    partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        with _open_beside(partial, path) as out:
+            yield out
+        if target.exists():
+            shutil.copymode(target, partial)  # as writing over it would have kept it
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _open_beside(partial: Path, path: Path) -> IO[str]:
+    """Open *partial* for writing; an error names *path*, the file the user asked for."""
+    try:
+        return partial.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def write_failure(out: IO[str], line: int, row: object, error: str) -> None:

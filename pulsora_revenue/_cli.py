@@ -31,6 +31,17 @@ def parse_rate(text: str) -> tuple[int, float]:
     return int(match[1]), period
 
 
+def parse_positive(text: str) -> int:
+    """Parse a count of 1 or more, so that a bad option is refused before any file is touched."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulsora-revenue",
@@ -101,8 +112,10 @@ def _add_backfill(commands: Any) -> None:
         "track_many with a progress bar. The token comes from PULSORA_SECRET_TOKEN or "
         "--token-file (never the command line). A checkpoint of the accepted events lets "
         "a re-run after Ctrl-C or a crash skip them; invalid and failed rows go to a "
-        "failures file that backfill takes again once fixed. Exit code 0 only if every "
-        "row was sent (or already recorded).",
+        "failures file that backfill takes again once fixed. From standard input (-) they are "
+        "./pulsora-backfill.checkpoint.sqlite and ./pulsora-backfill.failures.jsonl in the "
+        "current folder, shared by every piped run there: pass --checkpoint and --failures "
+        "to keep runs apart. Exit code 0 only if every row was sent (or already recorded).",
         epilog="examples:\n"
         "  pulsora-revenue backfill payments.jsonl\n"
         "  pulsora-revenue backfill export.csv --rate 2000/h --concurrency 4\n"
@@ -112,13 +125,24 @@ def _add_backfill(commands: Any) -> None:
     )
     backfill.add_argument("file", metavar="FILE")
     _add_format(backfill)
-    backfill.add_argument("--concurrency", type=int, default=8, help="requests at once (8)")
+    backfill.add_argument(
+        "--concurrency", type=parse_positive, default=8, metavar="N", help="requests at once (8)"
+    )
     backfill.add_argument(
         "--rate", type=parse_rate, metavar="N/PERIOD", help="at most this rate, e.g. 2000/h"
     )
     _add_connection(backfill)
-    backfill.add_argument("--checkpoint", metavar="PATH", help="default FILE.checkpoint.sqlite")
-    backfill.add_argument("--failures", metavar="PATH", help="default FILE.failures.jsonl")
+    backfill.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="default FILE.checkpoint.sqlite (for -, in the current folder)",
+    )
+    backfill.add_argument(
+        "--failures",
+        metavar="PATH",
+        help="default FILE.failures.jsonl (for -, in the current folder); replaced when the "
+        "run ends",
+    )
     backfill.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress display"
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sqlite3
 import tempfile
 from collections.abc import Callable
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,10 +17,10 @@ import anyio
 import httpx
 from rich.console import Console
 
-from ._backfill import Tally, backfill
+from ._backfill import Tally, backfill, replacing
 from ._checkpoint import Checkpoint
 from ._client import Revenue
-from ._config import resolve_token
+from ._config import TOKEN_ENV, resolve_token
 from ._convert import to_event
 from ._errors import ConfigurationError, PulsoraError, ValidationError
 from ._rows import count_rows, guess_format, opened, read
@@ -28,13 +30,15 @@ DEMO_EVENTS = 3000
 
 
 def run_backfill(args: argparse.Namespace, console: Console) -> int:
-    """``pulsora-revenue backfill FILE``: exit 0 only if nothing failed or was invalid."""
-    token = getattr(args, "token", None) or (
-        _read_token(args.token_file) if args.token_file else None
-    )
+    """``pulsora-revenue backfill FILE``: exit 0 only if nothing failed or was invalid.
+
+    Every option is checked, and the input opened, before any file is written:
+    a refused run changes neither the checkpoint nor the failures file.
+    """
+    token = _token(args)
     revenue = Revenue(token, endpoint=args.endpoint)
     form = guess_format(args.file, args.format)
-    stem = "pulsora-backfill" if args.file == "-" else args.file
+    stem = "pulsora-backfill" if args.file == "-" else args.file  # stdin: the current folder
     checkpoint_path = Path(args.checkpoint or f"{stem}.checkpoint.sqlite")
     failures_path = Path(args.failures or f"{stem}.failures.jsonl")
     if args.file != "-" and failures_path.resolve() == Path(args.file).resolve():
@@ -42,38 +46,38 @@ def run_backfill(args: argparse.Namespace, console: Console) -> int:
     total = count_rows(args.file, form)
     rate = args.rate[0] / args.rate[1] if args.rate else None
     tally = Tally()
-    checkpoint = Checkpoint(checkpoint_path, endpoint=revenue.endpoint, token=resolve_token(token))
-    try:
-        with opened(args.file) as handle, failures_path.open("w", encoding="utf-8") as failures:
-            from ._console import Display, summary
+    with (
+        opened(args.file) as handle,
+        replacing(failures_path) as failures,
+        closing(Checkpoint(checkpoint_path, endpoint=revenue.endpoint, token=token)) as checkpoint,
+    ):
+        from ._console import Display, summary
 
-            with Display(console, total=total, tally=tally) as display:
+        with Display(console, total=total, tally=tally) as display:
 
-                async def main() -> None:
-                    async with revenue:
-                        await backfill(
-                            revenue,
-                            read(handle, form),
-                            checkpoint=checkpoint,
-                            failures=failures,
-                            tally=tally,
-                            concurrency=args.concurrency,
-                            rate_limit=rate,
-                            on_progress=display.update if args.progress else None,
-                        )
-
-                try:
-                    anyio.run(main)
-                except KeyboardInterrupt:
-                    console.print(
-                        f"\nInterrupted: {tally.sent} sent in this run, {len(checkpoint)} done "
-                        f"in all. Run the same command again to resume ({checkpoint_path}).",
-                        highlight=False,
+            async def main() -> None:
+                async with revenue:
+                    await backfill(
+                        revenue,
+                        read(handle, form),
+                        checkpoint=checkpoint,
+                        failures=failures,
+                        tally=tally,
+                        concurrency=args.concurrency,
+                        rate_limit=rate,
+                        on_progress=display.update if args.progress else None,
                     )
-                    return 130
-            console.print(summary(tally))
-    finally:
-        checkpoint.close()
+
+            try:
+                anyio.run(main)
+            except KeyboardInterrupt:  # what was found so far still replaces the failures
+                console.print(
+                    f"\nInterrupted: {tally.sent} sent in this run, {len(checkpoint)} done "
+                    f"in all. Run the same command again to resume ({checkpoint_path}).",
+                    highlight=False,
+                )
+                return 130
+        console.print(summary(tally))
     bad = tally.invalid + tally.failed
     if bad:
         console.print(f"{bad} rows went to {failures_path}; fix them and backfill that file.")
@@ -105,11 +109,30 @@ def _problems(fields: dict[str, object]) -> list[str]:
     return []
 
 
+def _token(args: argparse.Namespace) -> str:
+    """The secret token of a command: demo's, ``--token-file``'s, else the environment's.
+
+    A missing one is explained here in the command line's terms, not ``api_token=``.
+    """
+    token = getattr(args, "token", None) or (
+        _read_token(args.token_file) if args.token_file else None
+    )
+    if token is None and not os.environ.get(TOKEN_ENV, "").strip():
+        raise ConfigurationError(
+            f"a secret API token (sec_...) is needed: set the {TOKEN_ENV} environment "
+            "variable, or pass --token-file PATH"
+        )
+    return resolve_token(token)
+
+
 def _read_token(path: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        token = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigurationError(f"cannot read the token file {path}: {exc.strerror}") from None
+    if not token:
+        raise ConfigurationError(f"the token file {path} is empty")
+    return token
 
 
 def run_demo(args: argparse.Namespace, console: Console) -> int:
@@ -219,9 +242,7 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
             dead_before = (await outbox.stats()).dead
             if args.drain:
                 async with Revenue(
-                    _read_token(args.token_file) if args.token_file else None,
-                    endpoint=args.endpoint,
-                    outbox=args.path,
+                    _token(args), endpoint=args.endpoint, outbox=args.path
                 ) as revenue:
                     before = await revenue.outbox_size()
                     left = await revenue.flush(timeout=args.timeout)

@@ -71,7 +71,7 @@ class Display:
             self._last_line = now
             of = f"/{self.total}" if self.total is not None else ""
             self.console.print(
-                f"{done}{of} done, {counters.sent} sent, {failures} failed, "
+                f"{done}{of} done, {counters.sent} sent, {failures} invalid or failed, "
                 f"{counters.rate:.0f}/s, {counters.elapsed:.0f} s",
                 highlight=False,
             )

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
+from rich.console import Console
 
 from pulsora_revenue import Progress, Revenue
-from pulsora_revenue._backfill import Tally, backfill
+from pulsora_revenue._backfill import Tally, backfill, replacing
 from pulsora_revenue._checkpoint import Checkpoint
 from pulsora_revenue._cli import main, parse_rate
+from pulsora_revenue._console import Display
 from pulsora_revenue._rows import count_rows, read
 
 from .conftest import DevServer
@@ -561,3 +566,154 @@ def test_dev_with_unusable_options_is_one_line(options: list[str], says: str) ->
     assert done.returncode == 2
     assert says in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- what a backfill leaves behind, and what it says ----------------------------------
+
+
+def one_bad_row(path: Path) -> Path:
+    return write_jsonl(path, [*purchases(2), {**EVENT, "transaction_id": "bad", "amount": "-2"}])
+
+
+FIXED = '{"_line": 3, "amount": "2", "transaction_id": "bad"}\n'  # a user's fix, not yet sent
+
+
+def exit_code(argv: list[str]) -> int:
+    """What the process would exit with: argparse refuses an option by raising SystemExit."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(str(exc.code))
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [["--concurrency", "0"], ["--concurrency", "-3"], ["--endpoint", "http://127.0.0.1:9/x"]],
+)
+def test_a_refused_backfill_leaves_the_failures_file_as_it_was(
+    env: DevServer, tmp_path: Path, refused: list[str]
+) -> None:
+    source = one_bad_row(tmp_path / "p.jsonl")
+    assert main(["backfill", str(source), "--no-progress"]) == 1
+    failures = tmp_path / "p.jsonl.failures.jsonl"
+    failures.write_text(FIXED)
+    assert exit_code(["backfill", str(source), "--no-progress", *refused]) == 2
+    assert failures.read_text() == FIXED
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "p.jsonl",
+        "p.jsonl.checkpoint.sqlite",
+        "p.jsonl.failures.jsonl",
+    ]
+
+
+def test_a_backfill_that_fails_part_way_leaves_the_failures_file_as_it_was(
+    env: DevServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = one_bad_row(tmp_path / "p.jsonl")
+    failures = tmp_path / "p.jsonl.failures.jsonl"
+    failures.write_text(FIXED)
+    with source.open("ab") as out:
+        out.write(b'{"a": "\xff"}\n')  # the rows before it are sent, then the run fails
+    assert main(["backfill", str(source), "--no-progress"]) == 2
+    assert "not UTF-8 text" in capsys.readouterr().err
+    assert failures.read_text() == FIXED
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_interrupted_backfill_keeps_the_failures_found_so_far(
+    env: DevServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = one_bad_row(tmp_path / "p.jsonl")
+    (tmp_path / "p.jsonl.failures.jsonl").write_text(FIXED)
+    run = anyio.run
+
+    def run_then_ctrl_c(function: Callable[[], Awaitable[None]]) -> None:
+        run(function)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(anyio, "run", run_then_ctrl_c)
+    assert main(["backfill", str(source), "--no-progress"]) == 130
+    (failure,) = (tmp_path / "p.jsonl.failures.jsonl").read_text().splitlines()
+    assert json.loads(failure)["_line"] == 3
+
+
+def test_a_failures_file_behind_a_link_is_replaced_through_it(tmp_path: Path) -> None:
+    (tmp_path / "real.jsonl").write_text(FIXED)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(tmp_path / "real.jsonl")
+    with replacing(link) as out:
+        out.write("new\n")
+    assert link.is_symlink()
+    assert (tmp_path / "real.jsonl").read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "real.jsonl"]
+
+
+def test_a_missing_input_leaves_no_checkpoint(env: DevServer, tmp_path: Path) -> None:
+    assert main(["backfill", str(tmp_path / "nope.jsonl")]) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_backfill_from_stdin_keeps_its_documented_files_in_the_current_folder(
+    env: DevServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = one_bad_row(tmp_path / "p.jsonl")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(source.read_bytes())))
+    assert main(["backfill", "-", "--no-progress"]) == 1
+    assert (tmp_path / "pulsora-backfill.checkpoint.sqlite").is_file()
+    assert (tmp_path / "pulsora-backfill.failures.jsonl").is_file()
+    with pytest.raises(SystemExit):
+        main(["backfill", "--help"])
+    text = capsys.readouterr().out
+    assert "./pulsora-backfill.checkpoint.sqlite and ./pulsora-backfill.failures.jsonl" in text
+
+
+def test_plain_progress_lines_count_invalid_and_failed_as_the_bar_does() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False)
+    tally = Tally(sent=2853, invalid=31, settled=1)  # one row unreadable, 30 refused
+    counters = Progress(
+        done=2901, sent=2853, duplicates=0, skipped=18, invalid=30, failed=0, in_flight=8,
+        rate=900.0, elapsed=3.2,
+    )  # fmt: skip
+    with Display(console, total=3000, tally=tally) as display:
+        display.update(counters)
+    assert out.getvalue().startswith("2902/3000 done, 2853 sent, 31 invalid or failed, ")
+
+
+def test_a_missing_token_names_the_command_line_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_jsonl(tmp_path / "p.jsonl", purchases(1))
+    assert main(["backfill", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert "--token-file PATH" in err
+    assert "PULSORA_SECRET_TOKEN" in err
+    assert "api_token" not in err
+    (tmp_path / "token").write_text("\n")
+    assert main(["backfill", str(source), "--token-file", str(tmp_path / "token")]) == 2
+    assert f"the token file {tmp_path / 'token'} is empty" in capsys.readouterr().err
+
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "backfill.py"
+
+
+def test_the_backfill_example_prints_only_paths_that_exist(
+    server: DevServer, tmp_path: Path
+) -> None:
+    source = one_bad_row(tmp_path / "p.jsonl")
+    for args, code in (([], 0), ([str(source)], 1)):  # a sample in a folder it deletes; a file
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLE), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=cli_env(server),
+        )
+        assert done.returncode == code, done.stdout + done.stderr
+        printed = re.findall(r"(?<!\S)/\S+", done.stdout)
+        assert [path for path in printed if not Path(path).exists()] == [], done.stdout
+    assert f"in {tmp_path / 'failures.jsonl'}" in done.stdout
