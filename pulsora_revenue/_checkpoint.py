@@ -53,12 +53,15 @@ class Checkpoint:
         self._db.execute("CREATE TABLE IF NOT EXISTS about (key TEXT PRIMARY KEY, value TEXT)")
         # A checkpoint says what one project accepted: one endpoint, and one token
         # (kept as a digest: the file must not hold a secret).
+        # One that holds nothing yet (its first run was stopped by a wrong token, say)
+        # belongs to no project: it takes this run's.
         account = hashlib.sha256(f"pulsora-revenue/checkpoint\x1f{token}".encode()).hexdigest()
+        keep = "IGNORE" if len(self) else "REPLACE"
         for key, value, what in (
             ("endpoint", endpoint, f"for {endpoint}"),
             ("token", account, "with this token (another Pulsora project?)"),
         ):
-            self._db.execute("INSERT OR IGNORE INTO about VALUES (?, ?)", (key, value))
+            self._db.execute(f"INSERT OR {keep} INTO about VALUES (?, ?)", (key, value))
             (made,) = self._db.execute("SELECT value FROM about WHERE key = ?", (key,)).fetchone()
             if made != value:
                 self._db.close()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from rich.console import Console
 
-from pulsora_revenue import Progress, Revenue
+from pulsora_revenue import ConfigurationError, Progress, Revenue
 from pulsora_revenue._backfill import Tally, backfill, replacing
 from pulsora_revenue._checkpoint import Checkpoint
 from pulsora_revenue._cli import main, parse_rate
@@ -357,6 +357,16 @@ def test_a_checkpoint_is_for_one_token(
     assert "another_project" not in error
     checkpoint = (tmp_path / "p.jsonl.checkpoint.sqlite").read_bytes()
     assert TOKEN.encode() not in checkpoint
+
+
+def test_a_checkpoint_that_holds_nothing_yet_takes_the_next_runs_token(tmp_path: Path) -> None:
+    path, endpoint = tmp_path / "checkpoint.sqlite", "http://127.0.0.1:9/api/ingest"
+    Checkpoint(path, endpoint=endpoint, token="sec_wrong_0123456789").close()  # stopped by a 401
+    checkpoint = Checkpoint(path, endpoint=endpoint, token=TOKEN)
+    checkpoint.add(("tx_1", "purchase"))
+    checkpoint.close()
+    with pytest.raises(ConfigurationError, match="with this token"):
+        Checkpoint(path, endpoint=endpoint, token="sec_wrong_0123456789")
 
 
 def test_csv_from_excel_with_zip_codes_and_flags(env: DevServer, tmp_path: Path) -> None:
