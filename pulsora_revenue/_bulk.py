@@ -113,7 +113,8 @@ class Batch:
     input_error: Exception | None = None  # the input failed: send what was read, then raise
     _recent: RecentKeys = attrs.Factory(RecentKeys)
     _ready: deque[Job | Outcome] = attrs.Factory(deque)
-    _watch: _clock.Stopwatch = attrs.Factory(_clock.Stopwatch)
+    _now: Callable[[], float] = attrs.Factory(_clock.loop_clock)  # the loop's clock
+    _watch: _clock.Stopwatch = attrs.Factory(lambda self: _clock.Stopwatch(self._now), True)
     _receive: MemoryObjectReceiveStream[tuple[int, object]] | None = None
 
     async def run(self, source: Source) -> BatchReport:
@@ -212,7 +213,9 @@ class Batch:
             outcome: Outcome | None = None
             self.in_flight += 1
             try:
-                delivered = await self.channel.send(event, body, key=key, pacing=self.pacing)
+                delivered = await self.channel.send(
+                    event, body, key=key, pacing=self.pacing, clock=self._now
+                )
             except (APIError, APIConnectionError) as exc:
                 outcome = self._failed(index, item, event, exc)
             else:

@@ -67,8 +67,9 @@ class Stopwatch:
 
     __slots__ = ("_clock", "skipped", "started")
 
-    def __init__(self) -> None:
-        self._clock = loop_clock()
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        """Start now, by *clock* (default: the running loop's, from ``loop_clock``)."""
+        self._clock = clock or loop_clock()
         self.started = self._clock()
         self.skipped = 0.0
 

@@ -94,14 +94,16 @@ class Channel:
         *,
         key: str | None = None,
         pacing: Pacing | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> Delivered:
         """Like ``deliver``, but return the figures of its ``TrackResult``, not one.
 
-        ``track_many`` builds the ``TrackResult`` only when someone will see it.
+        ``track_many`` builds the ``TrackResult`` only when someone will see it,
+        and passes the loop's *clock*, looked up once a run.
         """
         policy = self.policy
         key = key or idempotency_key(event)
-        watch = _clock.Stopwatch()
+        watch = _clock.Stopwatch(clock)
         maybe_delivered = False
         requests = tries = paced = 0
         while True:
