@@ -1,6 +1,6 @@
 """Instructions per event, counted by valgrind: the speed path's layers, with little noise.
 
-Run: ``python benchmarks/bench_instructions.py [--clients e e2 h i g] [--concurrency 32]
+Run: ``python benchmarks/bench_instructions.py [--clients e e3 h i e2 g] [--concurrency 32]
 [--count 6000]``. Needs valgrind (``apt install valgrind``).
 
 CPU time on a shared machine moves by 5 to 10% between runs, more than the
@@ -88,7 +88,7 @@ def main() -> None:
 
 
 def report(per_event: dict[str, float], concurrency: int) -> None:
-    bases = [key for key in ("e", "e2") if key in per_event]
+    bases = [key for key in ("e", "e2", "e3") if key in per_event]
     header = "".join(f"{'x (' + key + ')':>9}" for key in bases)
     print(f"\n== concurrency {concurrency}")
     print(f"{'client':<44}{'instructions':>13}{header}")

@@ -73,6 +73,7 @@ class Client:
     needs: tuple[str, ...] = ()
     backend: Literal["httpx", "aiohttp"] = "httpx"  # ``Revenue(backend=...)``
     encodes: bool = False  # a bare loop that encodes each event as it sends it
+    reads: bool = True  # a bare loop that reads every answer's body, a 2xx's too
 
     @property
     def label(self) -> str:
@@ -100,6 +101,7 @@ CLIENTS = (
     Client("d3", "bare_httpx", "httpx+aiohttp", aiohttp_transport=True, needs=AIOHTTP),
     Client("e", "bare_aiohttp", "aiohttp", needs=("aiohttp",)),
     Client("e2", "bare_aiohttp", "aiohttp, encoding", needs=("aiohttp",), encodes=True),
+    Client("e3", "bare_aiohttp", "aiohttp, no 2xx body read", needs=("aiohttp",), reads=False),
     Client("f", "raw", "asyncio keep-alive (raw)"),
     # The speed path's layers, each in a bare loop: where (g)'s overhead over (e) goes.
     Client("h", "sender", "loop, our aiohttp sender", needs=("aiohttp",)),
@@ -115,11 +117,13 @@ SAME_TRANSPORT = (
     ("c2", "e"),
     ("g", "e"),
     ("g", "e2"),
+    ("g", "e3"),
 )
 SPEED_PATHS = ("b", "c", "c2", "g")
 #: The layers of (g), from the bottom: (e) aiohttp, (h) + our sender, (i) + the retry loop,
-#: (e2) aiohttp + encoding each event, (g) all of track_many.
-LAYERS = ("e", "h", "i", "e2", "g")
+#: (e2) aiohttp + encoding each event, (g) all of track_many; and (e3), aiohttp without
+#: reading an acceptance's body, as our sender does.
+LAYERS = ("e", "e3", "h", "i", "e2", "g")
 PACKAGES = (
     "pulsora-revenue",
     "httpx",
@@ -368,9 +372,11 @@ async def bare_aiohttp_sender(
                 for payload in pending:
                     body = encode(payload) if client.encodes else payload
                     async with session.post(url, data=body, headers=HEADERS) as response:
-                        text = await response.read()
                         if response.status != 202:
+                            text = await response.read()
                             raise RuntimeError(f"HTTP {response.status}: {text!r}")
+                        if client.reads:
+                            await response.read()
 
             await start_workers(concurrency, worker)
 
