@@ -585,15 +585,15 @@ def compare(args: argparse.Namespace) -> None:
 
     for concurrency in args.concurrency:
         print(f"\n== concurrency {concurrency}")
-        print(f"{'client':<34} {'events/s':>9} {'CPU s/1k':>9} {'x raw':>6}")
+        print(f"{'client':<40} {'events/s':>9} {'CPU s/1k':>9} {'x raw':>6}")
         for client in runnable:
             speed, used = rate(client.key, concurrency), cpu(client.key, concurrency)
             if speed is None or used is None:
                 why = failures.get((client.key, concurrency), "no result")
-                print(f"{client.label:<34} failed: {why}")
+                print(f"{client.label:<40} failed: {why}")
                 continue
             versus = ratio(speed, rate("f", concurrency))
-            print(f"{client.label:<34} {speed:>9.0f} {used:>9.3f} {versus:>6}")
+            print(f"{client.label:<40} {speed:>9.0f} {used:>9.3f} {versus:>6}")
 
     print("\n== targets")
     at = 32 if 32 in args.concurrency else args.concurrency[-1]
@@ -607,23 +607,23 @@ def compare(args: argparse.Namespace) -> None:
         print(f"    {ratio(rate(speed_path, at), rate('e', at))} (target >= 0.6)")
     columns = "".join(f"{'c=' + str(c):>7}" for c in args.concurrency)
     print("(2) track_many / the bare loop of its own transport (target >= 0.9):")
-    print(f"    {'':<60}{columns}")
+    print(f"    {'':<68}{columns}")
     for ours, bare in SAME_TRANSPORT:
         if ours in args.clients and bare in args.clients:
             cells = "".join(f"{ratio(rate(ours, c), rate(bare, c)):>7}" for c in args.concurrency)
             pair = f"({ours}) / ({bare}): {BY_KEY[ours].stack} / bare {BY_KEY[bare].stack}"
-            print(f"    {pair:<60}{cells}")
+            print(f"    {pair:<68}{cells}")
     layers = [key for key in LAYERS if key in args.clients]
     if len(layers) > 1:
         print("    the speed path layer by layer, client CPU in µs per event:")
         for key in layers:
             micros = [(cpu(key, c) or float("nan")) * 1000 for c in args.concurrency]
             cells = "".join(f"{m:>7.1f}" for m in micros)
-            print(f"    {BY_KEY[key].label:<60}{cells}")
+            print(f"    {BY_KEY[key].label:<68}{cells}")
     if speed_path is not None:
         print(f"(3) CPU per 1,000 events, ({speed_path}) / (a) (target <= 0.25):")
         cells = "".join(f"{ratio(cpu(speed_path, c), cpu('a', c)):>7}" for c in args.concurrency)
-        print(f"    {'':<60}{columns}\n    {'':<60}{cells}")
+        print(f"    {'':<68}{columns}\n    {'':<68}{cells}")
 
 
 # -- the profile ------------------------------------------------------------------------------
