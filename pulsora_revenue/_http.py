@@ -126,13 +126,6 @@ def shorten(text: str) -> str:
 
 _ADVICE: Mapping[int, tuple[type[APIError], str]] = {
     400: (BadRequestError, "Pulsora rejected the event as malformed; fix it, retrying won't help."),
-    408: (
-        APIError,
-        "Pulsora, or a proxy on the way, gave up waiting for the request: track it again "
-        "later (it is safe: Pulsora de-duplicates by transaction_id and event_type).",
-    ),
-    413: (BadRequestError, "Pulsora refused the event as too large; trim its metadata."),
-    422: (BadRequestError, "Pulsora refused the event as invalid; fix it, retrying won't help."),
     401: (
         AuthenticationError,
         "Pulsora refused the API token: check that it is an active secret token.",
@@ -141,11 +134,18 @@ _ADVICE: Mapping[int, tuple[type[APIError], str]] = {
         PermissionDeniedError,
         "The token may not send revenue events: use a secret sec_ token.",
     ),
+    408: (
+        APIError,
+        "Pulsora, or a proxy on the way, gave up waiting for the request: track it again "
+        "later (it is safe: Pulsora de-duplicates by transaction_id and event_type).",
+    ),
     409: (
         DuplicateTransactionError,
         "Pulsora already recorded this (transaction_id, event_type); nothing was added. "
         "Use a new transaction_id if this is a different payment.",
     ),
+    413: (BadRequestError, "Pulsora refused the event as too large; trim its metadata."),
+    422: (BadRequestError, "Pulsora refused the event as invalid; fix it, retrying won't help."),
     429: (
         RateLimitError,
         "Rate limited by Pulsora: slow down, or pass rate_limit= to track_many.",
