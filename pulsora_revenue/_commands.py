@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sqlite3
 import tempfile
@@ -20,7 +19,7 @@ from rich.console import Console
 from ._backfill import Tally, backfill, replacing
 from ._checkpoint import Checkpoint
 from ._client import Revenue
-from ._config import TOKEN_ENV, resolve_token
+from ._config import resolve_token
 from ._convert import to_event
 from ._errors import ConfigurationError, PulsoraError, ValidationError
 from ._rows import count_rows, guess_format, opened, read
@@ -110,19 +109,11 @@ def _problems(fields: dict[str, object]) -> list[str]:
 
 
 def _token(args: argparse.Namespace) -> str:
-    """The secret token of a command: demo's, ``--token-file``'s, else the environment's.
-
-    A missing one is explained here in the command line's terms, not ``api_token=``.
-    """
+    """The secret token of a command: demo's, ``--token-file``'s, else the environment's."""
     token = getattr(args, "token", None) or (
         _read_token(args.token_file) if args.token_file else None
     )
-    if token is None and not os.environ.get(TOKEN_ENV, "").strip():
-        raise ConfigurationError(
-            f"a secret API token (sec_...) is needed: set the {TOKEN_ENV} environment "
-            "variable, or pass --token-file PATH"
-        )
-    return resolve_token(token)
+    return resolve_token(token, passed_as="--token-file PATH")
 
 
 def _read_token(path: str) -> str:

@@ -22,12 +22,16 @@ def redact(token: str) -> str:
     return f"{prefix}…{tail}"
 
 
-def resolve_token(api_token: str | None) -> str:
-    """Return the secret token from the argument or the environment, or refuse."""
+def resolve_token(api_token: str | None, *, passed_as: str = "api_token=") -> str:
+    """Return the secret token from the argument or the environment, or refuse.
+
+    *passed_as* names the argument in a missing token's message (the command
+    line passes ``--token-file PATH``).
+    """
     token = api_token if api_token is not None else os.environ.get(TOKEN_ENV)
     if token is None or not token.strip():
         raise ConfigurationError(
-            "Revenue tracking needs a secret API token (sec_...): pass api_token= "
+            f"Revenue tracking needs a secret API token (sec_...): pass {passed_as} "
             f"or set the {TOKEN_ENV} environment variable."
         )
     token = token.strip()
