@@ -66,25 +66,31 @@ def test_aiohttp_cannot_use_an_httpx_transport() -> None:
         )
 
 
+def skip_off_asyncio(backend: str, anyio_backend_name: str) -> None:
+    if backend == "aiohttp" and anyio_backend_name != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+
+
+def sender_to(backend: str, url: str, timeout: float = 5) -> Sender:
+    """A sender of *backend* to *url*, with one connection."""
+    headers = {"X-API-Token": TOKEN, "Content-Type": "application/json"}
+    if backend == "aiohttp":
+        return AiohttpSender(url, headers, timeout, limit=1)
+    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1))
+    return HttpxSender(client, httpx.URL(url), headers, timeout, owned=True)
+
+
 @pytest.fixture(params=["httpx", "aiohttp"])
 async def make_sender(
     request: pytest.FixtureRequest, anyio_backend_name: str, server: DevServer
 ) -> AsyncIterator[Callable[[float], Sender]]:
     """Build senders of one backend to the dev server (one connection each), given a timeout."""
-    if request.param == "aiohttp" and anyio_backend_name != "asyncio":
-        pytest.skip("aiohttp runs on asyncio only")
+    skip_off_asyncio(request.param, anyio_backend_name)
     made: list[Sender] = []
 
     def make(timeout: float) -> Sender:
-        headers = {"X-API-Token": TOKEN, "Content-Type": "application/json"}
-        sender: Sender
-        if request.param == "aiohttp":
-            sender = AiohttpSender(server.endpoint, headers, timeout, limit=1)
-        else:
-            client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1))
-            sender = HttpxSender(client, httpx.URL(server.endpoint), headers, timeout, owned=True)
-        made.append(sender)
-        return sender
+        made.append(sender_to(request.param, server.endpoint, timeout))
+        return made[-1]
 
     yield make
     for sender in made:
@@ -142,16 +148,9 @@ def black_hole() -> Iterator[str]:
 async def test_an_attempt_that_cannot_connect_in_time_was_not_sent(
     backend: str, anyio_backend_name: str, black_hole: str
 ) -> None:
-    if backend == "aiohttp" and anyio_backend_name != "asyncio":
-        pytest.skip("aiohttp runs on asyncio only")
+    skip_off_asyncio(backend, anyio_backend_name)
     testing.set_testing(False)
-    headers = {"X-API-Token": TOKEN}
-    sender: Sender
-    if backend == "aiohttp":
-        sender = AiohttpSender(black_hole, headers, 0.3, limit=1)
-    else:
-        client = httpx.AsyncClient()
-        sender = HttpxSender(client, httpx.URL(black_hole), headers, 0.3, owned=True)
+    sender = sender_to(backend, black_hole, 0.3)
     try:
         reply = await _post(sender, budget=30)
     finally:
@@ -206,22 +205,13 @@ async def loopback(answers: Sequence[bytes]) -> AsyncIterator[Loopback]:
         group.cancel_scope.cancel()
 
 
-def _sender_to(backend: str, url: str) -> Sender:
-    headers = {"X-API-Token": TOKEN, "Content-Type": "application/json"}
-    if backend == "aiohttp":
-        return AiohttpSender(url, headers, 5, limit=1)
-    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1))
-    return HttpxSender(client, httpx.URL(url), headers, 5, owned=True)
-
-
 @pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
 async def test_an_acceptance_leaves_its_connection_to_the_next_request(
     backend: str, anyio_backend_name: str
 ) -> None:
-    if backend == "aiohttp" and anyio_backend_name != "asyncio":
-        pytest.skip("aiohttp runs on asyncio only")
+    skip_off_asyncio(backend, anyio_backend_name)
     async with loopback([ACCEPTED] * 3) as server:
-        sender = _sender_to(backend, server.url)
+        sender = sender_to(backend, server.url)
         try:
             replies = [await _post(sender, budget=5) for _ in range(3)]
         finally:
@@ -234,10 +224,9 @@ async def test_an_acceptance_leaves_its_connection_to_the_next_request(
 async def test_an_acceptance_whose_body_breaks_off_is_a_lost_answer(
     backend: str, anyio_backend_name: str
 ) -> None:
-    if backend == "aiohttp" and anyio_backend_name != "asyncio":
-        pytest.skip("aiohttp runs on asyncio only")
+    skip_off_asyncio(backend, anyio_backend_name)
     async with loopback([BROKEN, ACCEPTED]) as server:
-        sender = _sender_to(backend, server.url)
+        sender = sender_to(backend, server.url)
         try:
             broken, then = [await _post(sender, budget=5) for _ in range(2)]
         finally:
