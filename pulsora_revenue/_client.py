@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import warnings
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from datetime import timedelta
-from importlib.metadata import PackageNotFoundError, version
 from os import PathLike
 from types import TracebackType
 from typing import Any, Self
@@ -26,7 +24,7 @@ from ._delivery import Channel, TrackResult
 from ._drain import Drainer, drain_channel
 from ._errors import APIConnectionError, APIError, ClientClosedError, ConfigurationError
 from ._event import RevenueEvent
-from ._http import idempotency_key
+from ._http import idempotency_key, request_headers
 from ._outbox import Outbox
 from ._report import BatchReport, Outcome, Progress
 from ._retry import RETRYABLE_STATUSES, RetryPolicy, to_seconds
@@ -313,12 +311,7 @@ class Revenue:
             raise ClientClosedError(f"{self!r} is closed; create a new Revenue client")
 
     def _new_sender(self, pool: int) -> Sender:
-        headers = {
-            "X-API-Token": self._token,
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": f"pulsora-revenue-python/{_version()}",
-        }
+        headers = request_headers(self._token)
         configured = self._client is not None or self._transport is not None
         backend = choose_backend(self._backend, configured=configured)
         logger.debug("sending with %s (%d connections at most)", backend, pool)
@@ -333,11 +326,3 @@ class Revenue:
     def _scrub(self, text: str) -> str:
         """Remove the token from anything the server echoed back."""
         return text.replace(self._token, redact(self._token)) if self._token in text else text
-
-
-@functools.cache
-def _version() -> str:
-    try:
-        return version("pulsora-revenue")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0+unknown"

@@ -7,8 +7,10 @@ turns the last one of a failed delivery into the matching exception of
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
+from importlib.metadata import PackageNotFoundError, version
 
 import attrs
 
@@ -49,6 +51,24 @@ class Reply:
 
 #: The replies to a success, made once: they are immutable, and the common case.
 _ACCEPTED = {status: Reply(Observation(status)) for status in (200, 201, 202, 204)}
+
+
+def request_headers(token: str) -> dict[str, str]:
+    """The headers of every request (the ``Idempotency-Key`` is added per event)."""
+    return {
+        "X-API-Token": token,
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": f"pulsora-revenue-python/{_version()}",
+    }
+
+
+@functools.cache
+def _version() -> str:
+    try:
+        return version("pulsora-revenue")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
 
 
 def idempotency_key(event: RevenueEvent) -> str:
