@@ -45,11 +45,16 @@ def configure_converter(converter: cattrs.Converter) -> None:
         currency=override(omit_if_default=False),
         event_type=override(unstruct_hook=str),  # only called when set: not None
         metadata=override(unstruct_hook=_plain),  # likewise
+        mrr_impact=override(omit=True),  # added below
         occurred_at=override(omit=True),
     )
 
     def unstructure(event: RevenueEvent) -> dict[str, Any]:
         wire = data(event)
+        # Not cattrs' `!= None`: Decimal answers that with an isinstance check against
+        # numbers.Rational, 2,000 instructions (half a percent of a request).
+        if event.mrr_impact is not None:
+            wire["mrr_impact"] = event.mrr_impact
         if event.occurred_at is not None:
             moment = event.occurred_at.isoformat().replace("+00:00", "Z")
             wire["metadata"] = {**wire.get("metadata", {}), OCCURRED_AT_KEY: moment}
