@@ -157,6 +157,7 @@ class Revenue:
         if self._closed:
             return
         self._closed = True
+        self._channel.pauses.close()  # calls waiting to try again end now, not after the wait
         try:
             if self._draining is not None and self._drained is not None:
                 self._draining.cancel()  # its task group is left to __aexit__, in its own task

@@ -8,7 +8,8 @@ and does not use up the event's attempts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import anyio.lowlevel
 import attrs
@@ -55,6 +56,37 @@ class TrackResult:
 Delivered = tuple[int | None, int, float, bool]
 
 
+@attrs.define
+class Pauses:
+    """The waits of a client's calls between attempts, which closing the client ends.
+
+    A call waiting out a back-off (or a 429) when its client is closed would
+    otherwise hold its caller until the wait is over, up to its whole deadline,
+    only to fail then with ``ClientClosedError``.
+    """
+
+    closed: bool = False
+    _scopes: set[anyio.CancelScope] = attrs.Factory(set)
+
+    @contextmanager
+    def cut_short(self) -> Iterator[None]:
+        """A scope for one wait: cancelled when the client closes (at once, if it has)."""
+        with anyio.CancelScope() as scope:
+            if self.closed:
+                scope.cancel()
+            self._scopes.add(scope)
+            try:
+                yield
+            finally:
+                self._scopes.discard(scope)
+
+    def close(self) -> None:
+        """End every wait in progress, and any to come."""
+        self.closed = True
+        for scope in self._scopes:
+            scope.cancel()
+
+
 @attrs.frozen
 class Channel:
     """Everything needed to send events to one Pulsora endpoint.
@@ -62,6 +94,8 @@ class Channel:
     *sender* returns the ``Sender`` to use (it raises once the owner is
     closed), *url* is the endpoint as shown in messages, *scrub* removes the
     token from text the server sent back, and *debug* logs every attempt.
+    *pauses* are the waits between attempts, shared by every copy of a client's
+    channel (``attrs.evolve`` keeps it), which the client ends when it closes.
     """
 
     sender: Callable[[], Sender] = attrs.field(repr=False)
@@ -69,6 +103,7 @@ class Channel:
     policy: RetryPolicy
     scrub: Callable[[str], str] = attrs.field(repr=False)
     debug: bool = False
+    pauses: Pauses = attrs.field(factory=Pauses, repr=False, eq=False)
 
     async def deliver(
         self,
@@ -109,7 +144,8 @@ class Channel:
         while True:
             if pacing is not None and not pacing.idle:  # time paced is not the event's own
                 before = watch.elapsed()
-                await pacing.wait()
+                with self.pauses.cut_short():  # then self.sender() raises ClientClosedError
+                    await pacing.wait()
                 watch.exclude(watch.elapsed() - before)
             # The first attempt has the whole deadline; a later one, what is left of it.
             budget = max(0.0, policy.deadline - watch.elapsed()) if requests else policy.deadline
@@ -144,7 +180,8 @@ class Channel:
             maybe_delivered = maybe_delivered or reply.seen.may_have_landed
             if self.debug:
                 logger.debug("retrying %s in %.3f s", summary(event), decision.delay)
-            await watch.sleep(decision.delay)
+            with self.pauses.cut_short():  # then self.sender() raises ClientClosedError
+                await watch.sleep(decision.delay)
 
     def _log(self, event: RevenueEvent, reply: Reply, attempt: int, elapsed: float) -> None:
         status = reply.seen.status_code

@@ -14,6 +14,7 @@ import pytest
 
 from pulsora_revenue import (
     AuthenticationError,
+    ClientClosedError,
     ConfigurationError,
     Outcome,
     OutcomeStatus,
@@ -237,6 +238,30 @@ async def test_429_storm_sends_no_more_than_concurrency_while_closed() -> None:
         report = await revenue.track_many(events(20), concurrency=4)
     assert report.sent == 20
     assert during_storm <= 4
+
+
+@pytest.mark.parametrize("answer", [503, 429], ids=["back-off", "429 gate"])
+async def test_aclose_during_a_run_ends_its_waits_with_client_closed(answer: int) -> None:
+    testing.set_testing(False)  # real waits of ten minutes, which aclose must not wait out
+    sent = anyio.Event()
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        sent.set()
+        return httpx.Response(answer, headers={"Retry-After": "600"}, json={"error": "busy"})
+
+    policy = RetryPolicy(initial_delay=600.0, max_delay=600.0, deadline=3000.0)
+    revenue = Revenue(TOKEN, transport=httpx.MockTransport(refuse), retry=policy)
+
+    async def run() -> None:
+        with pytest.raises(ClientClosedError):
+            await revenue.track_many(events(10), concurrency=2)
+
+    with anyio.fail_after(20):  # a guard: the waits alone are ten minutes
+        async with anyio.create_task_group() as group:
+            group.start_soon(run)
+            await sent.wait()
+            await anyio.sleep(0.05)  # now waiting
+            await revenue.aclose()
 
 
 @pytest.mark.parametrize("retry_after", ["3601", "1e20"])

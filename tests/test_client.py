@@ -487,21 +487,41 @@ async def test_redirects_are_not_followed_with_the_token() -> None:
     assert [str(r.url) for r in script.requests] == [URL]
 
 
-async def test_aclose_during_backoff_raises_client_closed() -> None:
-    testing.set_testing(False)
+async def test_aclose_cuts_a_backoff_short_with_client_closed() -> None:
+    testing.set_testing(False)  # a real back-off, which aclose must not wait out
     script = Script(503, 503)
-    policy = RetryPolicy(initial_delay=0.2, max_delay=0.2)
+    policy = RetryPolicy(initial_delay=60.0, max_delay=60.0, deadline=300.0)
     revenue = Revenue(TOKEN, transport=httpx.MockTransport(script), retry=policy)
 
     async def track() -> None:
         with pytest.raises(ClientClosedError):
             await revenue.track(EVENT)
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(track)
-        await anyio.sleep(0.05)
-        await revenue.aclose()
+    with anyio.fail_after(20):  # a guard: the back-off alone is 60 s
+        async with anyio.create_task_group() as group:
+            group.start_soon(track)
+            while not script.requests:
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.05)  # now waiting out the back-off
+            await revenue.aclose()
     assert len(script.requests) == 1
+
+
+async def test_aclose_just_before_a_backoff_does_not_wait_it_out() -> None:
+    testing.set_testing(False)
+    revenue: Revenue
+
+    def close_then_answer(request: httpx.Request) -> httpx.Response:
+        # aclose() from within the attempt: the back-off starts after the client closed
+        closing.start_soon(revenue.aclose)
+        return httpx.Response(503, json={"error": "busy"})
+
+    policy = RetryPolicy(initial_delay=60.0, max_delay=60.0, deadline=300.0)
+    revenue = Revenue(TOKEN, transport=httpx.MockTransport(close_then_answer), retry=policy)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as closing:
+            with pytest.raises(ClientClosedError):
+                await revenue.track(EVENT)
 
 
 async def test_undecodable_answer_counts_as_lost(client_for: Callable[..., Revenue]) -> None:
