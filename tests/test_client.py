@@ -490,8 +490,14 @@ async def test_redirects_are_not_followed_with_the_token() -> None:
 async def test_aclose_cuts_a_backoff_short_with_client_closed() -> None:
     testing.set_testing(False)  # a real back-off, which aclose must not wait out
     script = Script(503, 503)
+    answered = anyio.Event()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        answered.set()
+        return script(request)
+
     policy = RetryPolicy(initial_delay=60.0, max_delay=60.0, deadline=300.0)
-    revenue = Revenue(TOKEN, transport=httpx.MockTransport(script), retry=policy)
+    revenue = Revenue(TOKEN, transport=httpx.MockTransport(answer), retry=policy)
 
     async def track() -> None:
         with pytest.raises(ClientClosedError):
@@ -500,8 +506,7 @@ async def test_aclose_cuts_a_backoff_short_with_client_closed() -> None:
     with anyio.fail_after(20):  # a guard: the back-off alone is 60 s
         async with anyio.create_task_group() as group:
             group.start_soon(track)
-            while not script.requests:
-                await anyio.sleep(0.01)
+            await answered.wait()
             await anyio.sleep(0.05)  # now waiting out the back-off
             await revenue.aclose()
     assert len(script.requests) == 1
