@@ -6,9 +6,12 @@ Run: ``python benchmarks/bench_transports.py [--count N] [--concurrency 1 8 32 6
 over plain httpx (or another stack) spends its time (pyinstrument if installed,
 else cProfile).
 
-Every client sends the same ~400-byte bodies to the same raw HTTP/1.1 server (a
-separate process on a free 127.0.0.1 port, on uvloop if installed, answering 202
-to every POST), at the same concurrency. Each measurement runs in a fresh client
+Every client sends the same requests (~400-byte bodies, with the headers
+``track_many`` sends, an ``Idempotency-Key`` included) to the same raw HTTP/1.1
+server (a separate process on a free 127.0.0.1 port, on uvloop if installed,
+answering 202 to every POST), at the same concurrency. The bare loops are handed
+each body and key ready-made, except (e2), which encodes each event and derives
+its key as it goes, as ``track_many`` must. Each measurement runs in a fresh client
 process: set up the client, warm it up (connections, lazy imports), then time
 ``count`` requests with ``time.perf_counter`` and ``time.process_time`` (the
 client's own CPU, the server being elsewhere). Clients alternate within a round
@@ -49,7 +52,6 @@ if TYPE_CHECKING:
     from pulsora_revenue import RevenueEvent
 
 TOKEN = "sec_benchmark_0000"
-HEADERS = {"X-API-Token": TOKEN, "Content-Type": "application/json"}
 PATH = "/api/ingest"
 #: A server left behind by a killed parent stops by itself after this long.
 SERVER_LIFETIME = 4 * 3600.0
@@ -72,7 +74,7 @@ class Client:
     aiohttp_transport: bool = False  # httpx over ``httpx_aiohttp.AiohttpTransport``
     needs: tuple[str, ...] = ()
     backend: Literal["httpx", "aiohttp"] = "httpx"  # ``Revenue(backend=...)``
-    encodes: bool = False  # a bare loop that encodes each event as it sends it
+    encodes: bool = False  # a bare loop that encodes and keys each event as it sends it
     reads: bool = True  # a bare loop that reads every answer's body, a 2xx's too
 
     @property
@@ -86,7 +88,7 @@ class Client:
             return make_jobs(count, run)
         if self.kind == "track_many" or self.encodes:
             return make_events(count, run)
-        return make_bodies(count, run)
+        return [(body, key) for _, body, key in make_jobs(count, run)]
 
 
 AIOHTTP = ("aiohttp", "httpx_aiohttp")
@@ -100,7 +102,7 @@ CLIENTS = (
     Client("d2", "bare_httpx", "httpx2", httpx2=True, needs=("httpx2",)),
     Client("d3", "bare_httpx", "httpx+aiohttp", aiohttp_transport=True, needs=AIOHTTP),
     Client("e", "bare_aiohttp", "aiohttp", needs=("aiohttp",)),
-    Client("e2", "bare_aiohttp", "aiohttp, encoding", needs=("aiohttp",), encodes=True),
+    Client("e2", "bare_aiohttp", "aiohttp, encoding+keying", needs=("aiohttp",), encodes=True),
     Client("e3", "bare_aiohttp", "aiohttp, no 2xx body read", needs=("aiohttp",), reads=False),
     Client("f", "raw", "asyncio keep-alive (raw)"),
     # The speed path's layers, each in a bare loop: where (g)'s overhead over (e) goes.
@@ -121,7 +123,7 @@ SAME_TRANSPORT = (
 )
 SPEED_PATHS = ("b", "c", "c2", "g")
 #: The layers of (g), from the bottom: (e) aiohttp, (h) + our sender, (i) + the retry loop,
-#: (e2) aiohttp + encoding each event, (g) all of track_many; and (e3), aiohttp without
+#: (e2) aiohttp + encoding and keying each event, (g) all of track_many; and (e3), aiohttp without
 #: reading an acceptance's body, as our sender does.
 LAYERS = ("e", "e3", "h", "i", "e2", "g")
 PACKAGES = (
@@ -182,6 +184,13 @@ def make_bodies(count: int, run: str) -> list[bytes]:
     from pulsora_revenue._convert import encode
 
     return [encode(event) for event in make_events(count, run)]
+
+
+def request_headers() -> dict[str, str]:
+    """The headers ``track_many`` sends, for the bare loops: the same request on the wire."""
+    from pulsora_revenue._http import request_headers
+
+    return request_headers(TOKEN)
 
 
 def make_jobs(count: int, run: str) -> list[tuple[RevenueEvent, bytes, str]]:
@@ -333,19 +342,21 @@ async def track_many_sender(
 @asynccontextmanager
 async def bare_httpx_sender(
     url: str, concurrency: int, client: Client
-) -> AsyncIterator[Sender[bytes]]:
+) -> AsyncIterator[Sender[tuple[bytes, str]]]:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     transport = aiohttp_transport(concurrency) if client.aiohttp_transport else None
-    async with httpx.AsyncClient(limits=limits, transport=transport) as session:
+    headers = request_headers()  # the client's, as ours: not merged into each request's
+    async with httpx.AsyncClient(headers=headers, limits=limits, transport=transport) as session:
 
-        async def send(bodies: Sequence[bytes]) -> None:
-            pending = iter(bodies)
+        async def send(jobs: Sequence[tuple[bytes, str]]) -> None:
+            pending = iter(jobs)
 
             async def worker() -> None:
-                for body in pending:
-                    response = await session.post(url, content=body, headers=HEADERS)
+                for body, key in pending:
+                    extra = {"Idempotency-Key": key}
+                    response = await session.post(url, content=body, headers=extra)
                     if response.status_code != 202:
                         raise RuntimeError(f"HTTP {response.status_code}: {response.text}")
 
@@ -361,17 +372,23 @@ async def bare_aiohttp_sender(
     import aiohttp  # type: ignore[import-not-found, unused-ignore]
 
     from pulsora_revenue._convert import encode
+    from pulsora_revenue._http import idempotency_key
 
+    headers = request_headers()  # the session's, as ours: not merged into each request's
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
         async def send(payloads: Sequence[Any]) -> None:
             pending = iter(payloads)
 
             async def worker() -> None:
                 for payload in pending:
-                    body = encode(payload) if client.encodes else payload
-                    async with session.post(url, data=body, headers=HEADERS) as response:
+                    if client.encodes:  # an event: encode it and derive its key, as we must
+                        body, key = encode(payload), idempotency_key(payload)
+                    else:
+                        body, key = payload
+                    extra = {"Idempotency-Key": key}
+                    async with session.post(url, data=body, headers=extra) as response:
                         if response.status != 202:
                             text = await response.read()
                             raise RuntimeError(f"HTTP {response.status}: {text!r}")
@@ -384,24 +401,26 @@ async def bare_aiohttp_sender(
 
 
 @asynccontextmanager
-async def raw_sender(url: str, concurrency: int, client: Client) -> AsyncIterator[Sender[bytes]]:
+async def raw_sender(
+    url: str, concurrency: int, client: Client
+) -> AsyncIterator[Sender[tuple[bytes, str]]]:
     """The physical limit: one persistent connection a worker, HTTP/1.1 by hand."""
     match = re.fullmatch(r"http://(127\.0\.0\.1):(\d+)(/.*)", url)
     if match is None:
         raise ValueError(f"the raw client only speaks to http://127.0.0.1:PORT/..., not {url}")
     host, port, path = match[1], int(match[2]), match[3]
     head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-    head += "".join(f"{name}: {value}\r\n" for name, value in HEADERS.items())
-    template = head.encode() + b"Content-Length: %d\r\n\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in request_headers().items())
+    template = head.encode() + b"Idempotency-Key: %s\r\nContent-Length: %d\r\n\r\n"
     connections = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
     try:
 
-        async def send(bodies: Sequence[bytes]) -> None:
-            pending = iter(bodies)
+        async def send(jobs: Sequence[tuple[bytes, str]]) -> None:
+            pending = iter(jobs)
 
             async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-                for body in pending:
-                    writer.write(template % len(body) + body)
+                for body, key in pending:
+                    writer.write(template % (key.encode(), len(body)) + body)
                     answer = await reader.readuntil(b"\r\n\r\n")
                     length = CONTENT_LENGTH.search(answer)
                     await reader.readexactly(int(length.group(1)) if length else 0)
