@@ -24,8 +24,9 @@ stream that httpx's client refuses (AssertionError). So the httpx2 rows run in a
 process where ``httpx2.alias_httpx()`` makes ``import httpx`` resolve to httpx2:
 the library itself then runs on httpx2 (exceptions included).
 
-aiohttp, httpx_aiohttp, httpx2, uvloop and pyinstrument are optional: the rows
-that need a missing one are skipped, and say so.
+aiohttp, httpx_aiohttp, httpx2, uvloop and pyinstrument are optional (the
+``bench`` extra installs them all): the rows that need a missing one are
+skipped, and say so.
 """
 
 from __future__ import annotations
@@ -773,7 +774,7 @@ def profile(args: argparse.Namespace) -> None:
     if profiler == "auto":
         profiler = "pyinstrument" if available("pyinstrument") else "cProfile"
     elif profiler == "pyinstrument" and not available("pyinstrument"):
-        raise SystemExit("pyinstrument is not installed: pip install pyinstrument")
+        raise SystemExit("pyinstrument is not installed: pip install -e '.[bench]'")
     with ingest_server() as url:
         concurrency = args.concurrency[0] if len(args.concurrency) == 1 else 32
         run = profiled_run(url, args.count, concurrency, profiler, args.client)
