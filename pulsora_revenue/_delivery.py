@@ -142,6 +142,7 @@ class Channel:
         maybe_delivered = False
         requests = tries = paced = 0
         while True:
+            # Only where there is a wait: a cancel scope costs microseconds an event.
             if pacing is not None and not pacing.idle:  # time paced is not the event's own
                 before = watch.elapsed()
                 with self.pauses.cut_short():  # then self.sender() raises ClientClosedError

@@ -82,8 +82,12 @@ class Pacing:
 
     @property
     def idle(self) -> bool:
-        """True while there is nothing to wait for: no bucket, and no 429 so far."""
-        return self.bucket is None and not self.gate.closures
+        """True while there is nothing to wait for: no bucket, and the 429 gate open.
+
+        The clock is read only once the gate has closed at least once; before
+        that, as in most runs, it is known to be open.
+        """
+        return self.bucket is None and (not self.gate.closures or not self.gate.is_closed)
 
     async def wait(self) -> None:
         await self.gate.wait()
