@@ -224,8 +224,10 @@ class Revenue:
         self._check_loop()
         drainer = self._drain()
         with anyio.move_on_after(timeout):
-            while await drainer.drain(due_only=False) or await self.outbox_size():  # noqa: ASYNC110
-                await anyio.sleep(max(drainer.pause, 0.05))  # a paced poll, as the API is down
+            while await drainer.drain(due_only=False) or await self.outbox_size():
+                with self._channel.pauses.cut_short():  # aclose() ends it, as it ends a back-off
+                    await anyio.sleep(max(drainer.pause, 0.05))  # a paced poll, as the API is down
+                self._check_open()
         return (await self._outbox.stats()).pending
 
     async def outbox_size(self) -> int:

@@ -393,6 +393,27 @@ async def test_closing_during_a_flush_leaves_no_connection_open(tmp_path: Path) 
     assert revenue._outbox._db is None
 
 
+async def test_closing_ends_a_flush_waiting_out_a_429_in_another_task(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, events(1))
+    slow = httpx.Response(429, headers={"Retry-After": "600"}, json={"error": "Rate limited"})
+    revenue = Revenue(TOKEN, transport=httpx.MockTransport(lambda _: slow), outbox=outbox)
+    testing.set_testing(False)  # the flush's pause is real: ten minutes
+
+    async def flush() -> None:
+        with pytest.raises(ClientClosedError):
+            await revenue.flush()
+
+    with anyio.fail_after(20):  # a guard
+        async with anyio.create_task_group() as group:
+            group.start_soon(flush)
+            await anyio.sleep(0.5)  # the flush now waits out the 429's pause
+            await revenue.aclose()
+    check = Revenue(TOKEN, transport=httpx.MockTransport(lambda _: slow), outbox=outbox)
+    assert await check.outbox_size() == 1
+    await check.aclose()
+
+
 def test_the_outbox_command_leaves_a_file_that_is_no_outbox_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
