@@ -35,6 +35,7 @@ from ._errors import (
     APIConnectionError,
     APIError,
     AuthenticationError,
+    ClientClosedError,
     ConfigurationError,
     DuplicateTransactionError,
     PermissionDeniedError,
@@ -140,6 +141,10 @@ class Batch:
             if self._receive is not None:
                 self._receive.close()
             self.report.elapsed = self._watch.elapsed()
+        if isinstance(self.crash, ClientClosedError):  # closed from another task: a stop
+            self.report.stopped = True
+            self.crash.report = self.report
+            self._progress()
         if self.crash is not None:
             raise self.crash
         self._progress()

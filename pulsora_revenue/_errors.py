@@ -90,7 +90,13 @@ class ConfigurationError(PulsoraError, ValueError):
 
 
 class ClientClosedError(PulsoraError, RuntimeError):
-    """The ``Revenue`` client was used after ``aclose()``."""
+    """The ``Revenue`` client was used after ``aclose()``.
+
+    When closing the client stopped a ``track_many`` run, ``report`` holds that
+    run's report.
+    """
+
+    report: BatchReport | None = None
 
 
 class APIError(PulsoraError):

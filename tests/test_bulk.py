@@ -264,6 +264,37 @@ async def test_aclose_during_a_run_ends_its_waits_with_client_closed(answer: int
             await revenue.aclose()
 
 
+async def test_aclose_stops_a_run_with_its_report() -> None:
+    testing.set_testing(False)
+    answers = iter([202] * 3)
+    waiting = anyio.Event()
+    seen: list[Progress] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        status = next(answers, 503)
+        if status == 503:
+            waiting.set()
+        return httpx.Response(status, json={})
+
+    policy = RetryPolicy(initial_delay=600.0, max_delay=600.0, deadline=3000.0)
+    revenue = Revenue(TOKEN, transport=httpx.MockTransport(answer), retry=policy)
+
+    async def run() -> None:
+        with pytest.raises(ClientClosedError) as caught:
+            await revenue.track_many(events(6), concurrency=1, on_progress=seen.append)
+        report = caught.value.report
+        assert report is not None
+        assert (report.sent, report.total, report.stopped) == (3, 3, True)
+        assert seen[-1].sent == 3, "a last progress, as for any end of a run"
+
+    with anyio.fail_after(20):  # a guard: the back-off alone is ten minutes
+        async with anyio.create_task_group() as group:
+            group.start_soon(run)
+            await waiting.wait()
+            await anyio.sleep(0.05)  # now waiting out the back-off
+            await revenue.aclose()
+
+
 @pytest.mark.parametrize("retry_after", ["3601", "1e20"])
 async def test_a_429_asking_for_more_than_an_hour_fails_its_event(retry_after: str) -> None:
     answers = itertools.chain(
