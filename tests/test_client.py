@@ -512,21 +512,30 @@ async def test_aclose_cuts_a_backoff_short_with_client_closed() -> None:
     assert len(script.requests) == 1
 
 
-async def test_aclose_just_before_a_backoff_does_not_wait_it_out() -> None:
+async def test_a_backoff_that_begins_after_aclose_is_not_waited_out() -> None:
     testing.set_testing(False)
-    revenue: Revenue
+    in_flight, release = anyio.Event(), anyio.Event()
 
-    def close_then_answer(request: httpx.Request) -> httpx.Response:
-        # aclose() from within the attempt: the back-off starts after the client closed
-        closing.start_soon(revenue.aclose)
+    async def answer(request: httpx.Request) -> httpx.Response:
+        in_flight.set()
+        await release.wait()  # aclose() runs meanwhile: the back-off begins after it
         return httpx.Response(503, json={"error": "busy"})
 
     policy = RetryPolicy(initial_delay=60.0, max_delay=60.0, deadline=300.0)
-    revenue = Revenue(TOKEN, transport=httpx.MockTransport(close_then_answer), retry=policy)
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as closing:
+    # The user's own client, which aclose() leaves open: the attempt gets its answer.
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        revenue = Revenue(TOKEN, http_client=http, retry=policy)
+
+        async def track() -> None:
             with pytest.raises(ClientClosedError):
                 await revenue.track(EVENT)
+
+        with anyio.fail_after(20):  # a guard: the back-off alone is 60 s
+            async with anyio.create_task_group() as group:
+                group.start_soon(track)
+                await in_flight.wait()
+                await revenue.aclose()
+                release.set()
 
 
 async def test_undecodable_answer_counts_as_lost(client_for: Callable[..., Revenue]) -> None:
