@@ -27,10 +27,12 @@ import httpx
 
 from pulsora_revenue import Revenue, RevenueEvent
 from pulsora_revenue._convert import encode
+from pulsora_revenue._http import idempotency_key, request_headers
 from pulsora_revenue._senders import Backend
 
 TOKEN = "sec_benchmark_0000"
-HEADERS = {"X-API-Token": TOKEN, "Content-Type": "application/json"}
+#: The headers track_many sends (the Idempotency-Key is added per event).
+HEADERS = request_headers(TOKEN)
 
 
 def rows(count: int, run: str) -> Iterator[dict[str, Any]]:
@@ -73,16 +75,16 @@ def dev_server() -> Iterator[str]:
             server.wait(10)
 
 
-async def bare_loop(url: str, bodies: list[bytes], concurrency: int) -> float:
-    """The reference: a bare httpx client, *concurrency* workers, pre-encoded bodies."""
+async def bare_loop(url: str, jobs: list[tuple[bytes, str]], concurrency: int) -> float:
+    """The reference: a bare httpx client, *concurrency* workers, pre-encoded bodies and keys."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    pending = iter(bodies)
+    pending = iter(jobs)
     started = time.perf_counter()
-    async with httpx.AsyncClient(limits=limits) as client:
+    async with httpx.AsyncClient(headers=HEADERS, limits=limits) as client:
 
         async def worker() -> None:
-            for body in pending:
-                response = await client.post(url, content=body, headers=HEADERS)
+            for body, key in pending:
+                response = await client.post(url, content=body, headers={"Idempotency-Key": key})
                 assert response.status_code == 202, response.text
 
         async with anyio.create_task_group() as group:
@@ -110,8 +112,9 @@ def throughput(count: int, rounds: int) -> None:
             best = dict.fromkeys(("bare", "httpx", "auto"), float("inf"))
             for _ in range(rounds):  # alternate, so that all see the same machine
                 data = list(rows(count, uuid.uuid4().hex[:8]))
-                bodies = [encode(RevenueEvent(**row)) for row in data]
-                best["bare"] = min(best["bare"], anyio.run(bare_loop, url, bodies, concurrency))
+                made = [RevenueEvent(**row) for row in data]
+                jobs = [(encode(event), idempotency_key(event)) for event in made]
+                best["bare"] = min(best["bare"], anyio.run(bare_loop, url, jobs, concurrency))
                 for backend in ("httpx", "auto"):
                     events = [RevenueEvent(**row) for row in rows(count, uuid.uuid4().hex[:8])]
                     seconds = anyio.run(ours, url, events, concurrency, backend)
