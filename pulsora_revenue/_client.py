@@ -86,7 +86,7 @@ class Revenue:
         self._sender_in_use: Sender | None = None
         self._loop: anyio.lowlevel.EventLoopToken | None = None  # the one its sender is bound to
         self._closed = False
-        self._outbox = Outbox(outbox) if outbox is not None else None
+        self._outbox = Outbox(outbox, endpoint=self._shown_url) if outbox is not None else None
         self._drainer: Drainer | None = None
         self._background: anyio.abc.TaskGroup | None = None
         self._draining: anyio.CancelScope | None = None  # the drainer's: aclose cancels it

@@ -252,8 +252,10 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
             if stats.oldest is not None
             else "-"
         )
+        bound = f" for {stats.endpoint}" if stats.pending and stats.endpoint else ""
         console.print(
-            f"{stats.pending} events waiting (oldest queued {oldest}), {stats.dead} dead letters."
+            f"{stats.pending} events waiting{bound} (oldest queued {oldest}), "
+            f"{stats.dead} dead letters."
         )
         for letter in dead[-20:]:
             kind = letter["event_type"] or "-"

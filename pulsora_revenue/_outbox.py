@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     died_at REAL NOT NULL,
     error TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS about (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 #: Seconds a drainer may hold its claim on rows before others may take them. A
@@ -83,6 +84,7 @@ class Stats:
     pending: int
     oldest: float | None  # when the oldest pending row was queued (Unix time)
     dead: int
+    endpoint: str | None  # where its events go: the endpoint of the client that queued them
 
 
 def is_outbox(path: str | PathLike[str]) -> bool:
@@ -99,10 +101,18 @@ def is_outbox(path: str | PathLike[str]) -> bool:
 
 
 class Outbox:
-    """An SQLite outbox file; all methods are async and run off the event loop."""
+    """An SQLite outbox file; all methods are async and run off the event loop.
 
-    def __init__(self, path: str | PathLike[str]) -> None:
+    The file holds events for one endpoint, *endpoint*, at a time: one that
+    holds events queued for another is refused (a file used with the local
+    emulator must not send its events to production). An empty file takes
+    *endpoint*. Without one (the command line's view of a file), nothing is
+    checked.
+    """
+
+    def __init__(self, path: str | PathLike[str], *, endpoint: str | None = None) -> None:
         self.path = Path(path)
+        self.endpoint = endpoint
         self._lock = threading.Lock()
         # One worker thread at a time: while the file is locked, waiting calls hold
         # no thread of the application's pool (anyio's default limiter).
@@ -124,11 +134,33 @@ class Outbox:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")  # a queued event survives a power cut
                 db.executescript(_SCHEMA)
+                if self.endpoint is not None:
+                    self._check_endpoint(db, self.endpoint)
             except BaseException:
                 db.close()
                 raise
             self._db = db
         return self._db
+
+    def _check_endpoint(self, db: sqlite3.Connection, endpoint: str) -> None:
+        """Record *endpoint* as the file's, or refuse a file holding events for another."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (pending,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+            keep = "IGNORE" if pending else "REPLACE"  # a file from before this check: adopted
+            db.execute(f"INSERT OR {keep} INTO about VALUES ('endpoint', ?)", (endpoint,))
+            (recorded,) = db.execute("SELECT value FROM about WHERE key = 'endpoint'").fetchone()
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if recorded != endpoint:
+            raise ConfigurationError(
+                f"the outbox {self.path} holds {pending} events queued for {recorded}, and this "
+                f"client sends to {endpoint}: deliver them there first (pulsora-revenue outbox "
+                f"{self.path} --drain --endpoint {recorded}), or give this client another "
+                "outbox file"
+            )
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         def locked() -> _T:
@@ -248,7 +280,8 @@ class Outbox:
         def read(db: sqlite3.Connection) -> Stats:
             pending, oldest = db.execute("SELECT COUNT(*), MIN(enqueued_at) FROM outbox").fetchone()
             (dead,) = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
-            return Stats(int(pending), oldest, int(dead))
+            found = db.execute("SELECT value FROM about WHERE key = 'endpoint'").fetchone()
+            return Stats(int(pending), oldest, int(dead), found[0] if found else None)
 
         return await self._run(read)
 

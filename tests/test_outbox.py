@@ -53,12 +53,50 @@ def events(count: int, prefix: str = "ob") -> list[dict[str, Any]]:
     return [{**EVENT, "transaction_id": f"{prefix}_{n}"} for n in range(count)]
 
 
-async def queue_while_down(outbox: Path, rows: list[dict[str, Any]]) -> None:
-    """Track *rows* against a closed port: every one ends up in *outbox*."""
-    endpoint = f"http://127.0.0.1:{free_port()}/api/ingest"
-    async with Revenue(TOKEN, endpoint=endpoint, retry=QUICK, outbox=outbox) as down:
+def refusing() -> httpx.MockTransport:
+    """A transport to which Pulsora is unreachable: every event ends up in the outbox."""
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    return httpx.MockTransport(refuse)
+
+
+async def queue_while_down(
+    outbox: Path, rows: list[dict[str, Any]], endpoint: str | None = None
+) -> None:
+    """Track *rows* while Pulsora (at *endpoint*, default Pulsora's) is unreachable:
+    every one ends up in *outbox*, queued for *endpoint*."""
+    async with Revenue(
+        TOKEN, endpoint=endpoint, transport=refusing(), retry=QUICK, outbox=outbox
+    ) as down:
         for row in rows:
             assert (await down.track(row)).queued
+
+
+async def test_an_outbox_of_events_for_another_endpoint_is_refused(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    emulator, production = "http://127.0.0.1:8787/api/ingest", "https://pulsora.co/api/ingest"
+    async with Revenue(TOKEN, endpoint=emulator, transport=refusing(), outbox=outbox) as dev:
+        assert (await dev.track(EVENT)).queued
+    fake = FakePulsora()
+    with pytest.raises(ConfigurationError) as refused:
+        async with Revenue(TOKEN, transport=fake.transport, outbox=outbox):
+            pass
+    message = str(refused.value)
+    assert f"holds 1 events queued for {emulator}" in message
+    assert production in message
+    assert f"--drain --endpoint {emulator}" in message
+    assert TOKEN not in message
+    revenue = Revenue(TOKEN, transport=fake.transport, outbox=outbox, retry=QUICK)
+    with pytest.raises(ConfigurationError):  # without async with: on first use of the file
+        await revenue.outbox_size()
+    await revenue.aclose()
+    assert fake.events == [], "nothing of the emulator's went to production"
+    async with Revenue(TOKEN, endpoint=emulator, transport=fake.transport, outbox=outbox) as dev:
+        assert await dev.flush(timeout=10) == 0  # delivered where it was meant to go
+    async with Revenue(TOKEN, transport=fake.transport, outbox=outbox) as revenue:
+        assert await revenue.outbox_size() == 0  # empty: it takes the new endpoint
 
 
 async def test_events_queued_while_down_arrive_once_when_up(tmp_path: Path) -> None:
@@ -81,7 +119,7 @@ async def test_the_background_drainer_delivers_on_its_own(
     tmp_path: Path, server: DevServer
 ) -> None:
     outbox = tmp_path / "outbox.sqlite"
-    await queue_while_down(outbox, events(10))
+    await queue_while_down(outbox, events(10), server.endpoint)
     async with Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox) as revenue:
         with anyio.fail_after(20):
             while await revenue.outbox_size():  # noqa: ASYNC110 (polling what we test)
@@ -103,7 +141,7 @@ async def test_a_400_while_draining_becomes_a_dead_letter(
     tmp_path: Path, server: DevServer
 ) -> None:
     outbox = tmp_path / "outbox.sqlite"
-    await queue_while_down(outbox, events(3))
+    await queue_while_down(outbox, events(3), server.endpoint)
     server.script({"status": 400})
     revenue = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
     assert await revenue.flush(timeout=30) == 0
@@ -119,7 +157,7 @@ async def test_two_drainers_on_one_file_send_each_event_once(
     tmp_path: Path, server: DevServer
 ) -> None:
     outbox = tmp_path / "outbox.sqlite"
-    await queue_while_down(outbox, events(150))
+    await queue_while_down(outbox, events(150), server.endpoint)
     first = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
     second = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
     async with anyio.create_task_group() as group:
@@ -149,7 +187,7 @@ async def test_outbox_io_never_blocks_the_event_loop(tmp_path: Path, server: Dev
 
     async with anyio.create_task_group() as group:
         group.start_soon(watch_the_loop)
-        await queue_while_down(outbox, events(100))
+        await queue_while_down(outbox, events(100), server.endpoint)
         revenue = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
         assert await revenue.flush(timeout=60) == 0
         group.cancel_scope.cancel()
@@ -164,7 +202,7 @@ def test_a_killed_process_loses_nothing_it_queued(tmp_path: Path, server: DevSer
         import anyio, sys, time
         from pulsora_revenue import Revenue, RetryPolicy
         async def main():
-            revenue = Revenue({TOKEN!r}, endpoint="http://127.0.0.1:{free_port()}/api/ingest",
+            revenue = Revenue({TOKEN!r}, endpoint={server.endpoint!r},
                               retry=RetryPolicy(max_attempts=1), outbox={str(outbox)!r})
             for n in range(20):
                 result = await revenue.track({{**{EVENT!r}, "transaction_id": f"kill_{{n}}"}})
@@ -174,12 +212,14 @@ def test_a_killed_process_loses_nothing_it_queued(tmp_path: Path, server: DevSer
         anyio.run(main)
         """
     )
+    server.script(outage={"status": 503, "seconds": 600})  # Pulsora is down while it queues
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "queued"
     os.kill(process.pid, signal.SIGKILL)
     process.wait(10)
     process.stdout.close()
+    server.reset()  # and up again
 
     async def deliver() -> int:
         revenue = Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox)
@@ -202,13 +242,16 @@ def test_the_outbox_command_shows_drains_and_exports(
 
     outbox = tmp_path / "outbox.sqlite"
 
-    anyio.run(queue_while_down, outbox, events(5, "cli"))
+    anyio.run(queue_while_down, outbox, events(5, "cli"), server.endpoint)
     assert main(["outbox", str(outbox)]) == 0
-    assert "5 events waiting" in capsys.readouterr().out
+    assert f"5 events waiting for {server.endpoint} (oldest" in capsys.readouterr().out
+    monkeypatch.setenv("PULSORA_SECRET_TOKEN", TOKEN)
+    assert main(["outbox", str(outbox), "--drain"]) == 2  # to Pulsora: not where they go
+    refusal = capsys.readouterr().err
+    assert f"--drain --endpoint {server.endpoint}" in " ".join(refusal.split())
     export = tmp_path / "pending.jsonl"
     assert main(["outbox", str(outbox), "--export", str(export)]) == 0
     assert len(export.read_text().splitlines()) == 5
-    monkeypatch.setenv("PULSORA_SECRET_TOKEN", TOKEN)
     monkeypatch.setenv("PULSORA_ENDPOINT", server.endpoint)
     assert main(["outbox", str(outbox), "--drain"]) == 0
     assert "Delivered 5 events; 0 refused for good (dead letters); 0 still waiting." in (
@@ -225,7 +268,7 @@ async def test_closing_while_draining_hands_the_rows_back(
 
     testing.set_testing(False)
     outbox = tmp_path / "outbox.sqlite"
-    await queue_while_down(outbox, events(40))
+    await queue_while_down(outbox, events(40), server.endpoint)
     slow: dict[str, object] = {"delay": 0.2}
     server.script(*([slow] * 40))
     async with Revenue(TOKEN, endpoint=server.endpoint, outbox=outbox):
@@ -255,7 +298,7 @@ async def test_an_unreadable_row_is_a_dead_letter_not_a_crash(
     outbox = Outbox(tmp_path / "outbox.sqlite")
     await outbox.put("k" * 64, "tx_bad", "purchase", "{not json", b"{}")
     await outbox.close()
-    await queue_while_down(tmp_path / "outbox.sqlite", events(2))
+    await queue_while_down(tmp_path / "outbox.sqlite", events(2), server.endpoint)
     async with Revenue(
         TOKEN, endpoint=server.endpoint, outbox=tmp_path / "outbox.sqlite"
     ) as revenue:
@@ -377,8 +420,9 @@ async def test_a_row_accepted_just_before_a_cancellation_is_not_sent_again(
 
 async def test_closing_during_a_flush_leaves_no_connection_open(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox.sqlite"
-    await queue_while_down(outbox, events(3))
-    revenue = Revenue(TOKEN, endpoint=f"http://127.0.0.1:{free_port()}/x", outbox=outbox)
+    endpoint = f"http://127.0.0.1:{free_port()}/x"
+    await queue_while_down(outbox, events(3), endpoint)
+    revenue = Revenue(TOKEN, endpoint=endpoint, outbox=outbox)
 
     async def flushing() -> None:
         with contextlib.suppress(PulsoraError):
