@@ -216,8 +216,9 @@ class Revenue:
     async def flush(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 (the API)
         """Deliver the outbox now, for at most *timeout* seconds; return what is left.
 
-        Rows waiting out a back-off are tried at once; while Pulsora is down,
-        tries are spaced by the drainer's back-off.
+        Only the events queued for this client's endpoint are delivered and
+        counted. Rows waiting out a back-off are tried at once; while Pulsora
+        is down, tries are spaced by the drainer's back-off.
         """
         if self._outbox is None:
             return 0
@@ -231,7 +232,7 @@ class Revenue:
         return (await self._outbox.stats()).pending
 
     async def outbox_size(self) -> int:
-        """How many events wait in the outbox (0 without one)."""
+        """How many events for this client's endpoint wait in the outbox (0 without one)."""
         return 0 if self._outbox is None else (await self._outbox.stats()).pending
 
     def _drain(self) -> Drainer:

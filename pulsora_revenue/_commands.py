@@ -237,11 +237,13 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
                 ) as revenue:
                     before = await revenue.outbox_size()
                     left = await revenue.flush(timeout=args.timeout)
-                buried = (await outbox.stats()).dead - dead_before
+                after = await outbox.stats()
+                buried, others = after.dead - dead_before, after.pending - left
                 delivered = before - left - buried
+                elsewhere = f"; {others} queued for other endpoints, left alone" if others else ""
                 console.print(
                     f"Delivered {delivered} events; {buried} refused for good (dead letters); "
-                    f"{left} still waiting."
+                    f"{left} still waiting{elsewhere}."
                 )
             stats = await outbox.stats()
             dead = await outbox.dead_letters()
@@ -252,11 +254,11 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
             if stats.oldest is not None
             else "-"
         )
-        bound = f" for {stats.endpoint}" if stats.pending and stats.endpoint else ""
         console.print(
-            f"{stats.pending} events waiting{bound} (oldest queued {oldest}), "
-            f"{stats.dead} dead letters."
+            f"{stats.pending} events waiting (oldest queued {oldest}), {stats.dead} dead letters."
         )
+        for endpoint, count in stats.elsewhere.items():  # older rows go to any endpoint
+            console.print(f"  {count} of them queued for {endpoint}", highlight=False)
         for letter in dead[-20:]:
             kind = letter["event_type"] or "-"
             console.print(

@@ -9,6 +9,8 @@ never send the same row at once, and a crashed drainer's claims expire.
 from __future__ import annotations
 
 import contextlib
+import logging
+import shlex
 import sqlite3
 import threading
 import time
@@ -25,6 +27,8 @@ from ._errors import ClientClosedError, ConfigurationError
 
 _T = TypeVar("_T")
 
+logger = logging.getLogger("pulsora_revenue")
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -38,7 +42,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at REAL NOT NULL DEFAULT 0,
     claimed_until REAL NOT NULL DEFAULT 0,
     claim TEXT,
-    last_error TEXT
+    last_error TEXT,
+    endpoint TEXT
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
@@ -50,8 +55,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     died_at REAL NOT NULL,
     error TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS about (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+#: The rows an outbox with an endpoint delivers (the parameter): those queued for it,
+#: and those from before endpoints were recorded.
+_MINE = "(endpoint IS NULL OR endpoint = ?)"
 
 #: Seconds a drainer may hold its claim on rows before others may take them. A
 #: drainer claims few rows at a time, each sent within a deadline well inside it.
@@ -84,7 +92,7 @@ class Stats:
     pending: int
     oldest: float | None  # when the oldest pending row was queued (Unix time)
     dead: int
-    endpoint: str | None  # where its events go: the endpoint of the client that queued them
+    elsewhere: dict[str, int]  # rows queued for other endpoints (for any, without one)
 
 
 def is_outbox(path: str | PathLike[str]) -> bool:
@@ -103,11 +111,11 @@ def is_outbox(path: str | PathLike[str]) -> bool:
 class Outbox:
     """An SQLite outbox file; all methods are async and run off the event loop.
 
-    The file holds events for one endpoint, *endpoint*, at a time: one that
-    holds events queued for another is refused (a file used with the local
-    emulator must not send its events to production). An empty file takes
-    *endpoint*. Without one (the command line's view of a file), nothing is
-    checked.
+    Each row records the endpoint it was queued for, and is delivered only by
+    a client of that endpoint: an event queued while trying the local emulator
+    never reaches production, nor the other way round. An outbox without
+    *endpoint* (the command line's view of a file) takes no rows, and counts
+    them all. Rows from before endpoints were recorded go to any endpoint.
     """
 
     def __init__(self, path: str | PathLike[str], *, endpoint: str | None = None) -> None:
@@ -134,33 +142,14 @@ class Outbox:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")  # a queued event survives a power cut
                 db.executescript(_SCHEMA)
-                if self.endpoint is not None:
-                    self._check_endpoint(db, self.endpoint)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+                if "endpoint" not in columns:  # a file from before endpoints were recorded
+                    db.execute("ALTER TABLE outbox ADD COLUMN endpoint TEXT")
             except BaseException:
                 db.close()
                 raise
             self._db = db
         return self._db
-
-    def _check_endpoint(self, db: sqlite3.Connection, endpoint: str) -> None:
-        """Record *endpoint* as the file's, or refuse a file holding events for another."""
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            (pending,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
-            keep = "IGNORE" if pending else "REPLACE"  # a file from before this check: adopted
-            db.execute(f"INSERT OR {keep} INTO about VALUES ('endpoint', ?)", (endpoint,))
-            (recorded,) = db.execute("SELECT value FROM about WHERE key = 'endpoint'").fetchone()
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        if recorded != endpoint:
-            raise ConfigurationError(
-                f"the outbox {self.path} holds {pending} events queued for {recorded}, and this "
-                f"client sends to {endpoint}: deliver them there first (pulsora-revenue outbox "
-                f"{self.path} --drain --endpoint {recorded}), or give this client another "
-                "outbox file"
-            )
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         def locked() -> _T:
@@ -185,8 +174,8 @@ class Outbox:
         def insert(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO outbox (idempotency_key, transaction_id, event_type, data, body,"
-                " enqueued_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (key, transaction_id, event_type, data, body, time.time()),
+                " enqueued_at, endpoint) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, transaction_id, event_type, data, body, time.time(), self.endpoint),
             )
 
         await self._run(insert)
@@ -205,9 +194,9 @@ class Outbox:
             try:
                 db.execute(
                     "UPDATE outbox SET claim = ?, claimed_until = ? WHERE id IN (SELECT id FROM"
-                    " outbox WHERE claimed_until <= ? AND next_attempt_at <= ? ORDER BY id"
-                    " LIMIT ?)",
-                    (token, now + LEASE, now, due, limit),
+                    f" outbox WHERE claimed_until <= ? AND next_attempt_at <= ? AND {_MINE}"
+                    " ORDER BY id LIMIT ?)",
+                    (token, now + LEASE, now, due, self.endpoint, limit),
                 )
                 rows = db.execute(
                     "SELECT id, idempotency_key, data, body, attempts, claim FROM outbox"
@@ -278,10 +267,18 @@ class Outbox:
         """How many rows wait, since when, and how many are dead letters."""
 
         def read(db: sqlite3.Connection) -> Stats:
-            pending, oldest = db.execute("SELECT COUNT(*), MIN(enqueued_at) FROM outbox").fetchone()
+            query = "SELECT COUNT(*), MIN(enqueued_at) FROM outbox"
+            if self.endpoint is None:
+                pending, oldest = db.execute(query).fetchone()
+            else:
+                pending, oldest = db.execute(f"{query} WHERE {_MINE}", (self.endpoint,)).fetchone()
             (dead,) = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
-            found = db.execute("SELECT value FROM about WHERE key = 'endpoint'").fetchone()
-            return Stats(int(pending), oldest, int(dead), found[0] if found else None)
+            elsewhere = db.execute(
+                "SELECT endpoint, COUNT(*) FROM outbox WHERE endpoint IS NOT NULL"
+                " AND endpoint IS NOT ? GROUP BY endpoint ORDER BY endpoint",
+                (self.endpoint,),
+            )
+            return Stats(int(pending), oldest, int(dead), dict(elsewhere))
 
         return await self._run(read)
 
@@ -316,8 +313,23 @@ class Outbox:
         await anyio.to_thread.run_sync(shut)
 
     async def open(self) -> None:
-        """Open (and create) the file now, so that a bad path fails here, not later."""
+        """Open (and create) the file now, so that a bad path fails here, not later.
+
+        Rows queued for other endpoints, which this outbox leaves alone, are
+        logged as a warning: they wait for a client of their own endpoint.
+        """
         try:
-            await self._run(lambda db: None)
+            elsewhere = (await self.stats()).elsewhere
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open the outbox {self.path}: {exc}") from None
+        for endpoint, count in elsewhere.items():
+            logger.warning(
+                "the outbox %s holds %d events queued for %s, which this client (for %s) "
+                "leaves alone; deliver them with: pulsora-revenue outbox %s --drain --endpoint %s",
+                self.path,
+                count,
+                endpoint,
+                self.endpoint,
+                shlex.quote(str(self.path)),
+                shlex.quote(endpoint),
+            )

@@ -74,29 +74,64 @@ async def queue_while_down(
             assert (await down.track(row)).queued
 
 
-async def test_an_outbox_of_events_for_another_endpoint_is_refused(tmp_path: Path) -> None:
+EMULATOR = "http://127.0.0.1:8787/api/ingest"
+
+
+async def test_events_queued_for_another_endpoint_are_left_for_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    outbox = tmp_path / "my outbox.sqlite"
+    await queue_while_down(outbox, events(2, "dev"), EMULATOR)
+    production, emulator = FakePulsora(), FakePulsora()
+    async with Revenue(TOKEN, transport=production.transport, outbox=outbox) as revenue:
+        assert await revenue.flush(timeout=10) == 0
+        assert await revenue.outbox_size() == 0  # none of them is its own
+        assert (await revenue.track(EVENT)).status_code == 202
+    assert [e.transaction_id for e in production.events] == [EVENT["transaction_id"]]
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert f"holds 2 events queued for {EMULATOR}" in warning
+    assert f"outbox '{outbox}' --drain --endpoint {EMULATOR}" in warning
+    assert TOKEN not in caplog.text
+    dev = Revenue(TOKEN, endpoint=EMULATOR, transport=emulator.transport, outbox=outbox)
+    assert await dev.outbox_size() == 2
+    assert await dev.flush(timeout=10) == 0
+    await dev.aclose()
+    assert sorted(e.transaction_id for e in emulator.events) == ["dev_0", "dev_1"]
+
+
+@pytest.mark.parametrize("queued_by", ["production", "emulator"])
+async def test_two_endpoints_sharing_a_file_at_once_keep_to_their_own(
+    tmp_path: Path, queued_by: str
+) -> None:
     outbox = tmp_path / "outbox.sqlite"
-    emulator, production = "http://127.0.0.1:8787/api/ingest", "https://pulsora.co/api/ingest"
-    async with Revenue(TOKEN, endpoint=emulator, transport=refusing(), outbox=outbox) as dev:
-        assert (await dev.track(EVENT)).queued
+    production, emulator = FakePulsora(), FakePulsora()
+    down, up = refusing(), {"production": production, "emulator": emulator}
+    other = "emulator" if queued_by == "production" else "production"
+    endpoints = {"production": None, "emulator": EMULATOR}
+    async with (
+        Revenue(
+            TOKEN, endpoint=endpoints[queued_by], transport=down, retry=QUICK, outbox=outbox
+        ) as queueing,
+        Revenue(
+            TOKEN, endpoint=endpoints[other], transport=up[other].transport, outbox=outbox
+        ) as draining,
+    ):  # both opened the file while it was empty
+        assert (await queueing.track(EVENT)).queued
+        assert await draining.flush(timeout=10) == 0
+        assert await queueing.outbox_size() == 1, "still there, for its own endpoint"
+    assert up[other].events == []
+
+
+async def test_rows_from_before_endpoints_were_recorded_go_to_any(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    await queue_while_down(outbox, events(2), EMULATOR)
+    with contextlib.closing(sqlite3.connect(outbox)) as db:  # the file as it used to be
+        db.execute("ALTER TABLE outbox DROP COLUMN endpoint")
     fake = FakePulsora()
-    with pytest.raises(ConfigurationError) as refused:
-        async with Revenue(TOKEN, transport=fake.transport, outbox=outbox):
-            pass
-    message = str(refused.value)
-    assert f"holds 1 events queued for {emulator}" in message
-    assert production in message
-    assert f"--drain --endpoint {emulator}" in message
-    assert TOKEN not in message
-    revenue = Revenue(TOKEN, transport=fake.transport, outbox=outbox, retry=QUICK)
-    with pytest.raises(ConfigurationError):  # without async with: on first use of the file
-        await revenue.outbox_size()
-    await revenue.aclose()
-    assert fake.events == [], "nothing of the emulator's went to production"
-    async with Revenue(TOKEN, endpoint=emulator, transport=fake.transport, outbox=outbox) as dev:
-        assert await dev.flush(timeout=10) == 0  # delivered where it was meant to go
     async with Revenue(TOKEN, transport=fake.transport, outbox=outbox) as revenue:
-        assert await revenue.outbox_size() == 0  # empty: it takes the new endpoint
+        assert await revenue.outbox_size() == 2
+        assert await revenue.flush(timeout=10) == 0
+    assert len(fake.events) == 2
 
 
 async def test_events_queued_while_down_arrive_once_when_up(tmp_path: Path) -> None:
@@ -244,11 +279,12 @@ def test_the_outbox_command_shows_drains_and_exports(
 
     anyio.run(queue_while_down, outbox, events(5, "cli"), server.endpoint)
     assert main(["outbox", str(outbox)]) == 0
-    assert f"5 events waiting for {server.endpoint} (oldest" in capsys.readouterr().out
+    assert f"5 of them queued for {server.endpoint}" in capsys.readouterr().out
     monkeypatch.setenv("PULSORA_SECRET_TOKEN", TOKEN)
-    assert main(["outbox", str(outbox), "--drain"]) == 2  # to Pulsora: not where they go
-    refusal = capsys.readouterr().err
-    assert f"--drain --endpoint {server.endpoint}" in " ".join(refusal.split())
+    assert main(["outbox", str(outbox), "--drain", "--timeout", "5"]) == 1  # Pulsora's: not theirs
+    assert "Delivered 0 events; 0 refused for good (dead letters); 0 still waiting; 5 queued" in (
+        " ".join(capsys.readouterr().out.split())
+    )
     export = tmp_path / "pending.jsonl"
     assert main(["outbox", str(outbox), "--export", str(export)]) == 0
     assert len(export.read_text().splitlines()) == 5
