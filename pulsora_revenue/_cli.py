@@ -87,17 +87,21 @@ def _add_outbox(commands: Any) -> None:
     outbox = commands.add_parser(
         "outbox",
         help="show, drain or export an outbox file",
-        description="Show how many events wait in the outbox PATH, since when, and its dead "
-        "letters (events Pulsora refused for good, with the error). --drain delivers what "
-        "waits now (token from PULSORA_SECRET_TOKEN or --token-file); --export writes the "
-        "waiting events as JSON Lines, which backfill takes.",
+        description="Show how many events wait in the outbox PATH, since when, for which "
+        "endpoints, and its dead letters (events Pulsora refused for good, with the error). "
+        "--drain delivers now what waits for the endpoint (--endpoint, $PULSORA_ENDPOINT or "
+        "Pulsora; token from PULSORA_SECRET_TOKEN or --token-file); --export writes those "
+        "events as JSON Lines, which backfill takes. Events queued for another endpoint are "
+        "left alone.",
         epilog="examples:\n  pulsora-revenue outbox revenue-outbox.sqlite\n"
         "  pulsora-revenue outbox revenue-outbox.sqlite --drain\n"
         "  pulsora-revenue outbox revenue-outbox.sqlite --export pending.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     outbox.add_argument("path", metavar="PATH")
-    outbox.add_argument("--drain", action="store_true", help="deliver the waiting events now")
+    outbox.add_argument(
+        "--drain", action="store_true", help="deliver the endpoint's waiting events now"
+    )
     outbox.add_argument("--timeout", type=float, default=60.0, help="for --drain (60 s)")
     outbox.add_argument("--export", metavar="FILE", help="write the waiting events to FILE")
     _add_connection(outbox)

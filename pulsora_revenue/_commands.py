@@ -19,7 +19,7 @@ from rich.console import Console
 from ._backfill import Tally, backfill, replacing
 from ._checkpoint import Checkpoint
 from ._client import Revenue
-from ._config import resolve_token
+from ._config import resolve_endpoint, resolve_token
 from ._convert import to_event
 from ._errors import ConfigurationError, PulsoraError, ValidationError
 from ._rows import count_rows, guess_format, opened, read
@@ -225,11 +225,20 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
 
     async def main() -> int:
         outbox = Outbox(args.path)
+        left = 0  # what --drain could not deliver of its endpoint's events
         try:
-            if args.export:
-                rows = await outbox.export()
+            if args.export:  # for a backfill to one endpoint: the rows queued for it
+                endpoint = str(resolve_endpoint(args.endpoint))
+                rows = await outbox.export(endpoint)
                 await anyio.Path(args.export).write_text("".join(f"{row}\n" for row in rows))
-                console.print(f"Exported {len(rows)} pending events to {args.export}.")
+                others = (await outbox.stats()).pending - len(rows)
+                left_out = f"; {others} queued for other endpoints left out" if others else ""
+                console.print(
+                    f"Exported {len(rows)} pending events for {endpoint} to {args.export}"
+                    f"{left_out}.",
+                    highlight=False,
+                    markup=False,
+                )
             dead_before = (await outbox.stats()).dead
             if args.drain:
                 async with Revenue(
@@ -257,8 +266,10 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
         console.print(
             f"{stats.pending} events waiting (oldest queued {oldest}), {stats.dead} dead letters."
         )
-        for endpoint, count in stats.elsewhere.items():  # older rows go to any endpoint
-            console.print(f"  {count} of them queued for {endpoint}", highlight=False)
+        for endpoint, count in stats.elsewhere.items():
+            console.print(f"  {count} of them queued for {endpoint}", highlight=False, markup=False)
+        if older := stats.pending - sum(stats.elsewhere.values()):
+            console.print(f"  {older} of them queued before endpoints were recorded (for any)")
         for letter in dead[-20:]:
             kind = letter["event_type"] or "-"
             console.print(
@@ -267,7 +278,7 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
                 markup=False,
             )
         refused = args.drain and stats.dead > dead_before
-        return 1 if args.drain and (stats.pending or refused) else 0
+        return 1 if args.drain and (left or refused) else 0  # others' events are not its own
 
     return anyio.run(main)
 

@@ -108,6 +108,17 @@ def is_outbox(path: str | PathLike[str]) -> bool:
     return found is not None
 
 
+def _add_endpoints(db: sqlite3.Connection) -> None:
+    """Give a file from before endpoints were recorded its ``endpoint`` column."""
+    if "endpoint" in {row[1] for row in db.execute("PRAGMA table_info(outbox)")}:
+        return
+    try:
+        db.execute("ALTER TABLE outbox ADD COLUMN endpoint TEXT")
+    except sqlite3.OperationalError as exc:  # busy: the caller tries again
+        if "duplicate column name" not in str(exc):
+            raise  # else another process, opening it at the same time, added it
+
+
 class Outbox:
     """An SQLite outbox file; all methods are async and run off the event loop.
 
@@ -142,9 +153,7 @@ class Outbox:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")  # a queued event survives a power cut
                 db.executescript(_SCHEMA)
-                columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
-                if "endpoint" not in columns:  # a file from before endpoints were recorded
-                    db.execute("ALTER TABLE outbox ADD COLUMN endpoint TEXT")
+                _add_endpoints(db)
             except BaseException:
                 db.close()
                 raise
@@ -282,11 +291,13 @@ class Outbox:
 
         return await self._run(read)
 
-    async def export(self) -> list[str]:
-        """Every pending row's wire data as stored (JSON text, exact), oldest first."""
+    async def export(self, endpoint: str) -> list[str]:
+        """The wire data (JSON text, exact) of the rows a client of *endpoint* would
+        deliver, oldest first."""
 
         def read(db: sqlite3.Connection) -> list[str]:
-            return [data for (data,) in db.execute("SELECT data FROM outbox ORDER BY id")]
+            query = f"SELECT data FROM outbox WHERE {_MINE} ORDER BY id"
+            return [data for (data,) in db.execute(query, (endpoint,))]
 
         return await self._run(read)
 
@@ -324,12 +335,12 @@ class Outbox:
             raise ConfigurationError(f"cannot open the outbox {self.path}: {exc}") from None
         for endpoint, count in elsewhere.items():
             logger.warning(
-                "the outbox %s holds %d events queued for %s, which this client (for %s) "
+                "the outbox %s holds %d event(s) queued for %s, which this client (for %s) "
                 "leaves alone; deliver them with: pulsora-revenue outbox %s --drain --endpoint %s",
                 self.path,
                 count,
                 endpoint,
                 self.endpoint,
-                shlex.quote(str(self.path)),
+                shlex.quote(str(self.path.absolute())),  # to be run from anywhere
                 shlex.quote(endpoint),
             )

@@ -89,7 +89,7 @@ async def test_events_queued_for_another_endpoint_are_left_for_it(
         assert (await revenue.track(EVENT)).status_code == 202
     assert [e.transaction_id for e in production.events] == [EVENT["transaction_id"]]
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
-    assert f"holds 2 events queued for {EMULATOR}" in warning
+    assert f"holds 2 event(s) queued for {EMULATOR}" in warning
     assert f"outbox '{outbox}' --drain --endpoint {EMULATOR}" in warning
     assert TOKEN not in caplog.text
     dev = Revenue(TOKEN, endpoint=EMULATOR, transport=emulator.transport, outbox=outbox)
@@ -132,6 +132,77 @@ async def test_rows_from_before_endpoints_were_recorded_go_to_any(tmp_path: Path
         assert await revenue.outbox_size() == 2
         assert await revenue.flush(timeout=10) == 0
     assert len(fake.events) == 2
+
+
+#: The outbox table as the first versions made it, without endpoints.
+OLD_SCHEMA = """
+CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, idempotency_key TEXT NOT NULL,
+    transaction_id TEXT NOT NULL, event_type TEXT NOT NULL, data TEXT NOT NULL,
+    body BLOB NOT NULL, enqueued_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0, claimed_until REAL NOT NULL DEFAULT 0,
+    claim TEXT, last_error TEXT);
+"""
+
+
+def test_a_file_from_before_opened_by_several_processes_at_once_opens_for_each(
+    tmp_path: Path,
+) -> None:
+    from pulsora_revenue._outbox import Outbox
+
+    failures: list[str] = []
+    for trial in range(10):  # workers (gunicorn's, say) starting together after an upgrade
+        path = tmp_path / f"outbox{trial}.sqlite"
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(OLD_SCHEMA)
+        start = threading.Barrier(4)
+
+        def open_it(path: Path = path, start: threading.Barrier = start) -> None:
+            outbox = Outbox(path, endpoint=EMULATOR)
+            start.wait()
+            try:
+                anyio.run(outbox.open)
+            except Exception as exc:
+                failures.append(str(exc))
+            finally:
+                anyio.run(outbox.close)
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+
+
+async def test_the_warning_names_the_file_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    await queue_while_down(Path("revenue-outbox.sqlite"), events(1), EMULATOR)
+    async with Revenue(TOKEN, transport=FakePulsora().transport, outbox="revenue-outbox.sqlite"):
+        pass
+    assert f"outbox {tmp_path / 'revenue-outbox.sqlite'} --drain" in caplog.text
+
+
+def test_the_outbox_command_shows_every_endpoint_as_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pulsora_revenue._cli import main
+
+    path = tmp_path / "outbox.sqlite"
+    shown = ["https://[fd00::1]/api/ingest", "https://pulsora.co/api/ingest?tag=[/]"]
+    for n, endpoint in enumerate(shown):
+        anyio.run(queue_while_down, path, events(1, f"e{n}"), endpoint)
+    anyio.run(queue_while_down, path, events(1, "old"), EMULATOR)
+    with contextlib.closing(sqlite3.connect(path)) as db:  # as if from before endpoints
+        db.execute("UPDATE outbox SET endpoint = NULL WHERE transaction_id = 'old_0'")
+        db.commit()
+    assert main(["outbox", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"1 of them queued for {shown[0]}" in out
+    assert f"1 of them queued for {shown[1]}" in out
+    assert "1 of them queued before endpoints were recorded" in out
 
 
 async def test_events_queued_while_down_arrive_once_when_up(tmp_path: Path) -> None:
@@ -281,12 +352,16 @@ def test_the_outbox_command_shows_drains_and_exports(
     assert main(["outbox", str(outbox)]) == 0
     assert f"5 of them queued for {server.endpoint}" in capsys.readouterr().out
     monkeypatch.setenv("PULSORA_SECRET_TOKEN", TOKEN)
-    assert main(["outbox", str(outbox), "--drain", "--timeout", "5"]) == 1  # Pulsora's: not theirs
+    assert main(["outbox", str(outbox), "--drain", "--timeout", "5"]) == 0  # none is Pulsora's
     assert "Delivered 0 events; 0 refused for good (dead letters); 0 still waiting; 5 queued" in (
         " ".join(capsys.readouterr().out.split())
     )
     export = tmp_path / "pending.jsonl"
-    assert main(["outbox", str(outbox), "--export", str(export)]) == 0
+    assert main(["outbox", str(outbox), "--export", str(export)]) == 0  # Pulsora's: none
+    assert export.read_text() == ""
+    assert "5 queued for other endpoints left out" in " ".join(capsys.readouterr().out.split())
+    to_server = ["--export", str(export), "--endpoint", server.endpoint]
+    assert main(["outbox", str(outbox), *to_server]) == 0
     assert len(export.read_text().splitlines()) == 5
     monkeypatch.setenv("PULSORA_ENDPOINT", server.endpoint)
     assert main(["outbox", str(outbox), "--drain"]) == 0
