@@ -124,9 +124,9 @@ class Outbox:
 
     Each row records the endpoint it was queued for, and is delivered only by
     a client of that endpoint: an event queued while trying the local emulator
-    never reaches production, nor the other way round. An outbox without
-    *endpoint* (the command line's view of a file) takes no rows, and counts
-    them all. Rows from before endpoints were recorded go to any endpoint.
+    never reaches production, nor the other way round. Rows from before
+    endpoints were recorded go to any endpoint. An outbox without *endpoint*
+    (the command line's view of a file) counts every row, and delivers none.
     """
 
     def __init__(self, path: str | PathLike[str], *, endpoint: str | None = None) -> None:
@@ -273,7 +273,8 @@ class Outbox:
         await self._run(move)
 
     async def stats(self) -> Stats:
-        """How many rows wait, since when, and how many are dead letters."""
+        """How many of this endpoint's rows wait, since when, how many wait for
+        other endpoints, and how many are dead letters."""
 
         def read(db: sqlite3.Connection) -> Stats:
             query = "SELECT COUNT(*), MIN(enqueued_at) FROM outbox"
