@@ -141,17 +141,15 @@ class Batch:
             if self._receive is not None:
                 self._receive.close()
             self.report.elapsed = self._watch.elapsed()
-        if isinstance(self.crash, ClientClosedError):  # closed from another task: a stop
-            self.report.stopped = True
-            self.crash.report = self.report
-            self._progress()
-        if self.crash is not None:
+        closed = self.crash if isinstance(self.crash, ClientClosedError) else None
+        if self.crash is not None and closed is None:
             raise self.crash
         self._progress()
-        if self.stop_error is not None:
+        stop = closed or self.stop_error  # closed from another task, or a refused token
+        if stop is not None:
             self.report.stopped = True
-            self.stop_error.report = self.report
-            raise self.stop_error
+            stop.report = self.report
+            raise stop
         if self.input_error is not None:
             raise self.input_error
         return self.report
