@@ -227,11 +227,12 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
         outbox = Outbox(args.path)
         left = 0  # what --drain could not deliver of its endpoint's events
         try:
+            first = await outbox.stats()
             if args.export:  # for a backfill to one endpoint: the rows queued for it
                 endpoint = str(resolve_endpoint(args.endpoint))
                 rows = await outbox.export(endpoint)
                 await anyio.Path(args.export).write_text("".join(f"{row}\n" for row in rows))
-                others = (await outbox.stats()).pending - len(rows)
+                others = first.pending - len(rows)
                 left_out = f"; {others} queued for other endpoints left out" if others else ""
                 console.print(
                     f"Exported {len(rows)} pending events for {endpoint} to {args.export}"
@@ -239,7 +240,7 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
                     highlight=False,
                     markup=False,
                 )
-            dead_before = (await outbox.stats()).dead
+            dead_before = first.dead
             if args.drain:
                 async with Revenue(
                     _token(args), endpoint=args.endpoint, outbox=args.path
