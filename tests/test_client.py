@@ -487,6 +487,15 @@ async def test_redirects_are_not_followed_with_the_token() -> None:
     assert [str(r.url) for r in script.requests] == [URL]
 
 
+#: A back-off far longer than the tests' guards: aclose() must not wait it out.
+LONG_BACKOFF = RetryPolicy(initial_delay=60.0, max_delay=60.0, deadline=300.0)
+
+
+async def track_until_closed(revenue: Revenue) -> None:
+    with pytest.raises(ClientClosedError):
+        await revenue.track(EVENT)
+
+
 async def test_aclose_cuts_a_backoff_short_with_client_closed() -> None:
     testing.set_testing(False)  # a real back-off, which aclose must not wait out
     script = Script(503, 503)
@@ -496,16 +505,10 @@ async def test_aclose_cuts_a_backoff_short_with_client_closed() -> None:
         answered.set()
         return script(request)
 
-    policy = RetryPolicy(initial_delay=60.0, max_delay=60.0, deadline=300.0)
-    revenue = Revenue(TOKEN, transport=httpx.MockTransport(answer), retry=policy)
-
-    async def track() -> None:
-        with pytest.raises(ClientClosedError):
-            await revenue.track(EVENT)
-
+    revenue = Revenue(TOKEN, transport=httpx.MockTransport(answer), retry=LONG_BACKOFF)
     with anyio.fail_after(20):  # a guard: the back-off alone is 60 s
         async with anyio.create_task_group() as group:
-            group.start_soon(track)
+            group.start_soon(track_until_closed, revenue)
             await answered.wait()
             await anyio.sleep(0.05)  # now waiting out the back-off
             await revenue.aclose()
@@ -521,18 +524,12 @@ async def test_a_backoff_that_begins_after_aclose_is_not_waited_out() -> None:
         await release.wait()  # aclose() runs meanwhile: the back-off begins after it
         return httpx.Response(503, json={"error": "busy"})
 
-    policy = RetryPolicy(initial_delay=60.0, max_delay=60.0, deadline=300.0)
     # The user's own client, which aclose() leaves open: the attempt gets its answer.
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        revenue = Revenue(TOKEN, http_client=http, retry=policy)
-
-        async def track() -> None:
-            with pytest.raises(ClientClosedError):
-                await revenue.track(EVENT)
-
+        revenue = Revenue(TOKEN, http_client=http, retry=LONG_BACKOFF)
         with anyio.fail_after(20):  # a guard: the back-off alone is 60 s
             async with anyio.create_task_group() as group:
-                group.start_soon(track)
+                group.start_soon(track_until_closed, revenue)
                 await in_flight.wait()
                 await revenue.aclose()
                 release.set()
