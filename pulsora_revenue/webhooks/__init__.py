@@ -1,13 +1,18 @@
 """Webhook adapters: from a processor's signed webhook to ``RevenueEvent``s.
 
 ``pulsora_revenue.webhooks.stripe`` and ``pulsora_revenue.webhooks.paddle``
-each offer ``verify(payload, header, secret, *, tolerance=300, now=None)``,
+each offer ``verify(payload, header, secret, *, tolerance=..., now=None)``,
 returning the decoded event, and ``await to_revenue_events(event, *,
-resolver=None, keys=...)``, returning a list of ``RevenueEvent``s. Neither
-depends on the processor's SDK.
+resolver=None, ledger=None, include_tax=False, keys=...)``, returning a list
+of ``RevenueEvent``s. Neither depends on the processor's SDK.
+
+A ledger (``MemoryLedger``, ``SQLiteLedger``) remembers the MRR reported per
+subscription, so that the ``mrr_impact`` of its events adds up to it.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ._common import DEFAULT_KEYS, Resolver
 from ._errors import (
@@ -19,15 +24,33 @@ from ._errors import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
+from ._ledger import Ledger, MemoryLedger, Movement, Observation, Payment
+
+if TYPE_CHECKING:
+    from ._sqlite_ledger import SQLiteLedger
 
 __all__ = [
     "DEFAULT_KEYS",
+    "Ledger",
     "MalformedSignatureError",
+    "MemoryLedger",
     "MissingAttributionError",
     "MissingSignatureError",
+    "Movement",
+    "Observation",
+    "Payment",
     "Resolver",
+    "SQLiteLedger",
     "SignatureMismatchError",
     "StaleTimestampError",
     "WebhookPayloadError",
     "WebhookVerificationError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SQLiteLedger":  # sqlite3 loads only for those who use it
+        from ._sqlite_ledger import SQLiteLedger
+
+        return SQLiteLedger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

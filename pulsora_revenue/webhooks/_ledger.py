@@ -1,0 +1,142 @@
+"""The subscription ledger: what MRR each subscription has reported, so that it telescopes.
+
+A webhook says what a subscription looks like now, not how much its MRR
+moved. The ledger remembers, per subscription, the newest state seen (its
+MRR and when it held) and the MRR already reported to Pulsora; an event that
+carries cash, or ends the subscription, reports ``new − reported``. Each
+answer is kept under the webhook event's id, so a redelivered event gets the
+same answer again and Pulsora's de-duplication drops the repeat.
+
+The decision is the pure function ``advance``; ``MemoryLedger`` and
+``SQLiteLedger`` only store its states.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+import attrs
+
+ZERO = Decimal(0)
+
+
+@attrs.frozen
+class Observation:
+    """What one webhook event says about one subscription.
+
+    ``mrr`` is the subscription's monthly recurring revenue as of ``as_of``
+    (0 while it bills nothing: in a trial, paused, ended), or None when the
+    event does not say. ``settle`` is true for an event that may carry the
+    change to Pulsora: one that carries cash, or a churn.
+    """
+
+    subscription: str  # processor-scoped: "stripe:sub_123"
+    event_id: str  # the webhook event's id: a redelivery gets the same answer
+    as_of: datetime  # when this state held: an older one than applied is stale
+    mrr: Decimal | None
+    settle: bool
+    ended: bool = False
+
+
+@attrs.frozen
+class Movement:
+    """The MRR reported before and after one event; ``change`` rides on its revenue event."""
+
+    before: Decimal
+    after: Decimal
+
+    @property
+    def change(self) -> Decimal:
+        return self.after - self.before
+
+
+@attrs.frozen
+class State:
+    """What the ledger holds for one subscription."""
+
+    mrr: Decimal = ZERO  # the newest state's MRR
+    as_of: datetime | None = None  # when that state held
+    reported: Decimal = ZERO  # the MRR reported to Pulsora so far
+    ended: bool = False
+
+
+def advance(state: State, seen: Observation) -> tuple[State, Movement]:
+    """The state after *seen*, and the MRR it reports (none, unless it settles).
+
+    A state older than the one applied is not applied again; an ended
+    subscription stays ended. A settling event reports the newest state's
+    MRR, whichever event brought it.
+    """
+    fresh = state.as_of is None or seen.as_of >= state.as_of
+    if fresh and not state.ended:
+        mrr = ZERO if seen.ended else state.mrr if seen.mrr is None else seen.mrr
+        state = attrs.evolve(state, mrr=mrr, as_of=seen.as_of, ended=seen.ended)
+    if not seen.settle:
+        return state, Movement(state.reported, state.reported)
+    return attrs.evolve(state, reported=state.mrr), Movement(state.reported, state.mrr)
+
+
+@attrs.frozen
+class Payment:
+    """A payment as first reported, in minor units: what was paid, and the revenue in it."""
+
+    gross: int  # what the customer paid, tax included
+    net: int  # the revenue reported: without tax, unless asked to include it
+
+
+class Ledger(Protocol):
+    """Where the MRR reported per subscription is kept: ``MemoryLedger``, ``SQLiteLedger``."""
+
+    async def observe(self, seen: Observation) -> Movement:
+        """Apply *seen* (or answer as the first time, for an event seen before)."""
+        ...
+
+    async def payment(self, payment_id: str, first: Payment | None) -> Payment | None:
+        """The payment as first reported; *first* is kept if there is none yet.
+
+        Several events describe one payment (a Checkout Session and its
+        PaymentIntent); the first one's revenue is the one every later one
+        reports, and a refund nets out the revenue in the payment, not its tax.
+        """
+        ...
+
+
+class MemoryLedger:
+    """A ledger in memory: for tests, and for one process that never restarts.
+
+    Thread-safe. It forgets everything with the process; a webhook route in
+    production wants ``SQLiteLedger``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[str, State] = {}
+        self._answers: dict[tuple[str, str], Movement] = {}
+        self._payments: dict[str, Payment] = {}
+
+    def __repr__(self) -> str:
+        return f"<MemoryLedger subscriptions={len(self._states)}>"
+
+    async def observe(self, seen: Observation) -> Movement:
+        with self._lock:
+            key = (seen.subscription, seen.event_id)
+            answer = self._answers.get(key)
+            if answer is None:
+                state = self._states.get(seen.subscription, State())
+                self._states[seen.subscription], answer = advance(state, seen)
+                self._answers[key] = answer
+            return answer
+
+    async def payment(self, payment_id: str, first: Payment | None) -> Payment | None:
+        with self._lock:
+            if first is None:
+                return self._payments.get(payment_id)
+            return self._payments.setdefault(payment_id, first)
+
+    def reported(self, subscription: str) -> Decimal:
+        """The MRR reported so far for *subscription* (``"stripe:sub_..."``)."""
+        with self._lock:
+            return self._states.get(subscription, State()).reported
