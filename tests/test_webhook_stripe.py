@@ -13,8 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pulsora_revenue import EventType
-from pulsora_revenue.webhooks import MissingAttributionError, WebhookPayloadError, stripe
+from pulsora_revenue import EventType, RevenueEvent
+from pulsora_revenue.webhooks import (
+    Ledger,
+    MemoryLedger,
+    MissingAttributionError,
+    WebhookPayloadError,
+    stripe,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -27,10 +33,17 @@ def fixture(name: str) -> dict[str, Any]:
     return loaded
 
 
-def event(kind: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def event(
+    kind: str,
+    obj: dict[str, Any],
+    previous: dict[str, Any] | None = None,
+    *,
+    id: str = "evt_1",
+    created: int = 1_700_000_000,
+) -> dict[str, Any]:
     """Wrap *obj* in an event envelope, as Stripe sends it."""
     envelope = copy.deepcopy(fixture("event"))
-    envelope.update(id="evt_1", type=kind, created=1_700_000_000)
+    envelope.update(id=id, type=kind, created=created)
     envelope["data"] = {"object": obj}
     if previous is not None:
         envelope["data"]["previous_attributes"] = previous
@@ -47,6 +60,7 @@ def paid_session(**changes: Any) -> dict[str, Any]:
         customer="cus_QXg1o8vcGmoR32",
         metadata=dict(ATTRIBUTION),
         payment_intent="pi_123",
+        total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
     )
     session.update(changes)
     return session
@@ -75,7 +89,8 @@ def subscription(
     quantity: int = 1, unit_amount: int = 2000, interval: str = "month", count: int = 1
 ) -> dict[str, Any]:
     sub = fixture("subscription")
-    sub["metadata"] = dict(ATTRIBUTION)
+    sub.update(metadata=dict(ATTRIBUTION), status="active", pause_collection=None)
+    sub.update(trial_start=None, trial_end=None, cancel_at_period_end=False)
     item = sub["items"]["data"][0]
     item["quantity"] = quantity
     item["price"].update(unit_amount=unit_amount, unit_amount_decimal=str(unit_amount))
@@ -114,11 +129,12 @@ async def test_paid_checkout_is_a_purchase() -> None:
     assert purchase.event_type is EventType.PURCHASE
     assert purchase.amount == Decimal("49.99")
     assert purchase.currency == "USD"
-    assert purchase.transaction_id == paid_session()["id"]
+    assert purchase.transaction_id == "pi_123"  # the payment's canonical id
+    assert purchase.metadata == {"stripe_checkout_session": paid_session()["id"]}
     assert purchase.customer_id == "cus_QXg1o8vcGmoR32"
     assert (purchase.visitor_fingerprint, purchase.session_id) == ("fp_browser", "sess_browser")
     assert purchase.payment_processor == "stripe"
-    assert purchase.metadata == {"stripe_payment_intent": "pi_123"}
+    assert purchase.metadata == {"stripe_checkout_session": paid_session()["id"]}
     assert purchase.occurred_at is not None
     assert purchase.occurred_at.timestamp() == 1_700_000_000
 
@@ -341,45 +357,91 @@ async def test_a_free_trial_invoice_is_no_revenue() -> None:
     assert await stripe.to_revenue_events(event("invoice.paid", invoice)) == []
 
 
-async def test_more_seats_is_an_upgrade() -> None:
-    now, before = subscription(quantity=3), subscription(quantity=1)
-    previous = {"items": before["items"]}
-    (upgrade,) = await stripe.to_revenue_events(
-        event("customer.subscription.updated", now, previous)
+async def through(ledger: Ledger, *events: dict[str, Any]) -> list[list[RevenueEvent]]:
+    """What each of *events* maps to, one after the other, with *ledger*."""
+    return [await stripe.to_revenue_events(e, ledger=ledger) for e in events]
+
+
+def paid(
+    sub: dict[str, Any], reason: str, amount: int, created: int, **changes: Any
+) -> dict[str, Any]:
+    """A paid invoice of *sub*, made at *created* (its lines hide the MRR: *sub* says it)."""
+    invoice = subscription_invoice(
+        reason, id=f"in_{created}", amount_paid=amount, total=amount, created=created, **changes
+    )
+    invoice["parent"]["subscription_details"]["subscription"] = sub["id"]
+    invoice["currency"] = sub["currency"]
+    return invoice
+
+
+async def test_more_seats_is_an_upgrade_on_the_invoice_that_charges_them() -> None:
+    before, now = subscription(quantity=1), subscription(quantity=3)
+    created, upgraded, nothing = await through(
+        ledger := MemoryLedger(),
+        event("customer.subscription.created", before, id="evt_1", created=100),
+        event(
+            "invoice.paid", paid(before, "subscription_create", 2000, 101), id="evt_2", created=101
+        ),
+        event(
+            "customer.subscription.updated",
+            now,
+            {"items": before["items"]},
+            id="evt_3",
+            created=200,
+        ),
+    )
+    assert (created, nothing) == ([], [])
+    (first,) = upgraded
+    assert (first.event_type, first.mrr_impact) == (EventType.SUBSCRIPTION, Decimal("20.00"))
+    ((upgrade,),) = await through(
+        ledger,
+        event("invoice.paid", paid(now, "subscription_update", 2667, 201), id="evt_4", created=201),
     )
     assert upgrade.event_type is EventType.UPGRADE
-    assert upgrade.amount == Decimal("60.00")  # the new monthly amount
+    assert upgrade.amount == Decimal("26.67")  # the prorated charge: money paid, not MRR
     assert upgrade.mrr_impact == Decimal("40.00")
-    assert upgrade.transaction_id == "evt_1"
     assert upgrade.customer_subscription_id == now["id"]
 
 
-async def test_a_cheaper_yearly_price_is_a_downgrade() -> None:
-    now, before = subscription(unit_amount=12000, interval="year"), subscription(unit_amount=2000)
-    previous = {"items": before["items"]}
-    (downgrade,) = await stripe.to_revenue_events(
-        event("customer.subscription.updated", now, previous)
+async def test_a_cheaper_yearly_price_is_a_downgrade_at_the_next_invoice() -> None:
+    monthly, yearly = (
+        subscription(unit_amount=2000),
+        subscription(unit_amount=12000, interval="year"),
+    )
+    *_, (downgrade,) = await through(
+        MemoryLedger(),
+        event("customer.subscription.created", monthly, id="evt_1", created=100),
+        event(
+            "invoice.paid", paid(monthly, "subscription_create", 2000, 101), id="evt_2", created=101
+        ),
+        event("customer.subscription.updated", yearly, id="evt_3", created=200),
+        event(
+            "invoice.paid", paid(yearly, "subscription_cycle", 12000, 300), id="evt_4", created=300
+        ),
     )
     assert downgrade.event_type is EventType.DOWNGRADE
+    assert downgrade.amount == Decimal("120.00")
     assert downgrade.mrr_impact == Decimal("-10.00")
 
 
-async def test_legacy_quantity_change() -> None:
-    (upgrade,) = await stripe.to_revenue_events(
-        event("customer.subscription.updated", subscription(quantity=2), {"quantity": 1})
+async def test_without_a_ledger_subscription_updates_map_to_nothing() -> None:
+    now, before = subscription(quantity=3), subscription(quantity=1)
+    update = event("customer.subscription.updated", now, {"items": before["items"]})
+    assert await stripe.to_revenue_events(update) == []
+    assert (
+        await stripe.to_revenue_events(
+            event("customer.subscription.updated", subscription(quantity=2), {"quantity": 1})
+        )
+        == []
     )
-    assert upgrade.mrr_impact == Decimal("20.00")
 
 
 async def test_updates_that_do_not_change_the_amount_give_nothing() -> None:
     same = subscription()
-    assert await stripe.to_revenue_events(event("customer.subscription.updated", same)) == []
-    previous = {"items": subscription()["items"], "current_period_end": 1}
-    assert (
-        await stripe.to_revenue_events(event("customer.subscription.updated", same, previous)) == []
-    )
-    flag = {"cancel_at_period_end": False}
-    assert await stripe.to_revenue_events(event("customer.subscription.updated", same, flag)) == []
+    ledger = MemoryLedger()
+    for previous in (None, {"current_period_end": 1}, {"cancel_at_period_end": False}):
+        update = event("customer.subscription.updated", same, previous)
+        assert await stripe.to_revenue_events(update, ledger=ledger) == []
 
 
 async def test_weekly_and_daily_prices_are_normalised_to_a_month() -> None:
@@ -550,7 +612,7 @@ async def test_a_delayed_payment_is_tracked_when_it_succeeds() -> None:
     (purchase,) = await stripe.to_revenue_events(
         event("checkout.session.async_payment_succeeded", paid_session())
     )
-    assert purchase.transaction_id == paid_session()["id"]
+    assert purchase.transaction_id == "pi_123"
 
 
 async def test_tiered_prices_have_no_mrr_rather_than_an_error() -> None:
@@ -559,10 +621,8 @@ async def test_tiered_prices_have_no_mrr_rather_than_an_error() -> None:
     (churn,) = await stripe.to_revenue_events(event("customer.subscription.deleted", tiered))
     assert churn.mrr_impact is None
     previous = {"items": subscription(quantity=5)["items"]}
-    assert (
-        await stripe.to_revenue_events(event("customer.subscription.updated", tiered, previous))
-        == []
-    )
+    update = event("customer.subscription.updated", tiered, previous)
+    assert await stripe.to_revenue_events(update, ledger=MemoryLedger()) == []
 
 
 async def test_a_price_in_another_currency_counts_through_its_currency_options() -> None:
@@ -570,14 +630,16 @@ async def test_a_price_in_another_currency_counts_through_its_currency_options()
         event("customer.subscription.deleted", in_euros(subscription(), 1800))
     )
     assert (churn.currency, churn.mrr_impact) == ("EUR", Decimal("-18.00"))
-    now, before = in_euros(subscription(quantity=2), 1800), in_euros(subscription(), 1800)
-    (upgrade,) = await stripe.to_revenue_events(
-        event("customer.subscription.updated", now, {"items": before["items"]})
+    now = in_euros(subscription(quantity=2), 1800)
+    _, (upgrade,) = await through(
+        MemoryLedger(),
+        event("customer.subscription.created", now, id="evt_1", created=100),
+        event("invoice.paid", paid(now, "subscription_create", 3600, 101), id="evt_2", created=101),
     )
     assert (upgrade.currency, upgrade.amount, upgrade.mrr_impact) == (
         "EUR",
         Decimal("36.00"),
-        Decimal("18.00"),
+        Decimal("36.00"),
     )
 
 
@@ -586,13 +648,6 @@ async def test_a_price_in_another_currency_without_an_option_has_no_mrr() -> Non
         event("customer.subscription.deleted", in_euros(subscription(), None))
     )
     assert (churn.currency, churn.mrr_impact) == ("EUR", None)
-    now, before = in_euros(subscription(quantity=2), None), in_euros(subscription(), None)
-    assert (
-        await stripe.to_revenue_events(
-            event("customer.subscription.updated", now, {"items": before["items"]})
-        )
-        == []
-    )
 
 
 async def test_quantity_zero_is_zero() -> None:
@@ -600,10 +655,6 @@ async def test_quantity_zero_is_zero() -> None:
         event("customer.subscription.deleted", subscription(quantity=0))
     )
     assert churn.mrr_impact == 0
-    (upgrade,) = await stripe.to_revenue_events(
-        event("customer.subscription.updated", subscription(quantity=1), {"quantity": 0})
-    )
-    assert upgrade.mrr_impact == Decimal("20.00")
 
 
 async def test_absurd_amounts_are_payload_errors() -> None:

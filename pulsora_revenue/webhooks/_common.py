@@ -10,8 +10,10 @@ from typing import Any
 
 from .._errors import ValidationError, received
 from .._event import RevenueEvent
+from .._fields import EventType
 from .._money import currency_exponent
 from ._errors import MissingAttributionError, WebhookPayloadError
+from ._ledger import Movement
 from ._payload import Node
 
 #: ``async (customer_id) -> (visitor_fingerprint, session_id) | None``: where to
@@ -131,3 +133,22 @@ def build(path: str, **fields: Any) -> RevenueEvent:
         raise WebhookPayloadError(
             f"{path} does not make a valid revenue event: {exc}", field=path
         ) from None
+
+
+def moved_kind(movement: Movement, otherwise: EventType) -> EventType:
+    """The type of a payment that moved the MRR reported: new, up, down, or *otherwise*."""
+    if movement.after > movement.before:
+        return EventType.SUBSCRIPTION if not movement.before else EventType.UPGRADE
+    if movement.after < movement.before:
+        return EventType.DOWNGRADE
+    return otherwise
+
+
+def impact(movement: Movement | None) -> Decimal | None:
+    """The ``mrr_impact`` of an event: the change, or nothing when there is none."""
+    return movement.change if movement is not None and movement.change else None
+
+
+def net_of_tax(total: int, tax: int, *, include_tax: bool) -> int:
+    """Revenue in minor units: *total* less the *tax* in it, unless *include_tax*."""
+    return total if include_tax else total - tax

@@ -1,30 +1,57 @@
-"""Stripe prices: the monthly amount of subscription items and invoice lines."""
+"""Stripe prices: the monthly amount of subscriptions and of invoices' subscription lines."""
 
 from __future__ import annotations
 
+import calendar
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 
-from ._common import major, monthly
+from ._common import MONTHS_PER_INTERVAL, monthly
 from ._payload import Node
 
+#: Subscription statuses that bill nothing: their MRR is 0 (``canceled`` ends it).
+NOT_BILLING = frozenset({"trialing", "incomplete", "incomplete_expired", "paused", "canceled"})
 
-def invoice_mrr(lines: Node | None, code: str, exponent: int) -> Decimal | None:
-    """The monthly amount of an invoice's subscription lines in *code*; None if the shape hides it.
 
-    Invoices of API versions from 2025-03-31 carry only a price id on their
-    lines, not its interval: then the MRR is not in the payload. Nor is it
-    when the lines are absent or only their first page is there, or when
-    every subscription line is a proration (a subscription anchored to a day).
+def subscription_mrr(subscription: Node, code: str) -> Fraction | None:
+    """The monthly amount, in minor units of *code*, that *subscription* bills now.
+
+    0 while it bills nothing (a trial, a pause, an unpaid first invoice, the
+    end); net of its recurring discounts where the payload holds the coupon.
+    None when the payload does not say (a tiered price).
+    """
+    if subscription.get("status") in NOT_BILLING or subscription.get("pause_collection"):
+        return Fraction(0)
+    items = subscription.child("items").items("data")
+    gross = items_mrr(items, code)
+    if gross is None:
+        return None
+    return _discounted(gross, subscription, code, items)
+
+
+def invoice_mrr(lines: Node | None, code: str) -> Fraction | None:
+    """The monthly amount, in minor units of *code*, of an invoice's subscription lines.
+
+    Both shapes: lines with a ``price`` (before API 2025-03-31) and lines
+    with ``pricing.price_details``, which carry no interval: that is read
+    from the line's period. None when the payload hides it: lines absent or
+    only their first page, every subscription line prorated, a tiered price.
     """
     if lines is None or lines.get("has_more") is True:
         return None
-    billed = [line for line in lines.items("data") if line.get("proration") is not True]
-    if any(line.maybe_child("price") is None for line in billed):
+    recurring = [line for line in lines.items("data") if _recurring(line)]
+    billed = [line for line in recurring if not _prorated(line)]
+    if not billed:
         return None
-    recurring = [line for line in billed if line.child("price").get("recurring") is not None]
-    total = items_mrr(recurring, code) if recurring else None
-    return None if total is None else major(total, exponent)
+    total = Fraction(0)
+    for line in billed:
+        amount = _line_mrr(line, code)
+        if amount is None:
+            return None
+        total += amount
+    return total
 
 
 def items_mrr(items: list[Node], code: str) -> Fraction | None:
@@ -39,6 +66,70 @@ def items_mrr(items: list[Node], code: str) -> Fraction | None:
                 return None
             total += amount
     return total
+
+
+def _recurring(line: Node) -> bool:
+    """Whether an invoice line bills a subscription item (not a one-off invoice item)."""
+    price = line.maybe_child("price")
+    if price is not None:
+        return price.get("recurring") is not None
+    parent = line.maybe_child("parent")
+    return parent is not None and parent.get("type") == "subscription_item_details"
+
+
+def _prorated(line: Node) -> bool:
+    if line.get("price") is not None:  # the shape before 2025-03-31
+        return line.get("proration") is True
+    parent = line.maybe_child("parent")
+    details = parent.maybe_child("subscription_item_details") if parent else None
+    return details is not None and details.get("proration") is True
+
+
+def _line_mrr(line: Node, code: str) -> Fraction | None:
+    price = line.maybe_child("price")
+    if price is not None:
+        return _monthly_price(price, price.child("recurring"), _quantity(line), code)
+    pricing = line.maybe_child("pricing")
+    unit = None if pricing is None else _unit_amount(pricing)
+    months = _period_months(line.child("period"))
+    if unit is None or months is None:
+        return None
+    return Fraction(unit) * _quantity(line) / months
+
+
+def _period_months(period: Node) -> Fraction | None:
+    """The months in a billing period, from its dates: whole months, else weeks or days."""
+    start, end = (_utc(period, key) for key in ("start", "end"))
+    if end <= start:
+        return None
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if months and start.time() == end.time() and _same_day_of_month(start, end):
+        return Fraction(months)
+    days, rest = divmod(int((end - start).total_seconds()), 86_400)
+    if rest or not days:
+        return None
+    if days % 7 == 0:
+        return MONTHS_PER_INTERVAL["week"] * (days // 7)
+    return MONTHS_PER_INTERVAL["day"] * days
+
+
+def _utc(period: Node, key: str) -> datetime:
+    seconds = period.integer(key)
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise period.wrong(key, "a timestamp", seconds) from None
+
+
+def _same_day_of_month(start: datetime, end: datetime) -> bool:
+    """Whether *end* falls on *start*'s day of the month, or its last day (a 31st anchor)."""
+    if start.day == end.day:
+        return True
+    last_of_end = calendar.monthrange(end.year, end.month)[1]
+    last_of_start = calendar.monthrange(start.year, start.month)[1]
+    return (end.day == last_of_end and start.day > end.day) or (
+        start.day == last_of_start and end.day > start.day
+    )
 
 
 def _quantity(node: Node) -> int:
@@ -92,3 +183,55 @@ def _packages(transform: Node | None, quantity: int) -> int:
         raise transform.wrong("round", '"up" or "down"', rounding)
     packages, rest = divmod(quantity, divide_by)
     return packages + 1 if rest and rounding == "up" else packages
+
+
+def _discounted(gross: Fraction, subscription: Node, code: str, items: list[Node]) -> Fraction:
+    """*gross* less the recurring discounts whose coupon the payload holds."""
+    total = gross
+    for coupon in _coupons(subscription):
+        if coupon.get("duration") == "once":
+            continue  # the first invoice only: not recurring
+        percent = coupon.get("percent_off")
+        if isinstance(percent, int | float) and not isinstance(percent, bool):
+            if not 0 <= percent <= 100:
+                raise coupon.wrong("percent_off", "a percentage from 0 to 100", percent)
+            total -= total * Fraction(Decimal(repr(percent))) / 100
+        elif coupon.get("amount_off") is not None and coupon.maybe_text("currency") in (
+            code,
+            code.lower(),
+        ):
+            months = _one_interval(items)
+            if months is not None:
+                total -= Fraction(coupon.minor_units("amount_off")) / months
+    return max(total, Fraction(0))
+
+
+def _coupons(subscription: Node) -> list[Node]:
+    """The coupons of a subscription's discounts, where expanded (an id alone says nothing)."""
+    many = subscription.get("discounts")
+    discounts = many if isinstance(many, list) and many else [subscription.get("discount")]
+    coupons = []
+    for index, discount in enumerate(discounts):
+        if not isinstance(discount, Mapping):
+            continue
+        source = discount.get("source")
+        coupon = source.get("coupon") if isinstance(source, Mapping) else None
+        coupon = coupon or discount.get("coupon")
+        if isinstance(coupon, Mapping):
+            coupons.append(Node(coupon, f"{subscription.path}.discounts[{index}].coupon"))
+    return coupons
+
+
+def _one_interval(items: list[Node]) -> Fraction | None:
+    """The months of the one billing interval all recurring items share, if they do."""
+    found = set()
+    for item in items:
+        recurring = item.child("price").maybe_child("recurring")
+        if recurring is not None:
+            count = recurring.get("interval_count") or 1
+            found.add((recurring.get("interval"), count))
+    if len(found) != 1:
+        return None
+    interval, count = found.pop()
+    months = MONTHS_PER_INTERVAL.get(str(interval))
+    return None if months is None or not isinstance(count, int) else months * count
