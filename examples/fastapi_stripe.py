@@ -13,13 +13,18 @@ metadata: ``lookup_attribution`` is where your own records fill in.
 
 The app keeps an outbox (``PULSORA_OUTBOX``, default ``revenue-outbox.sqlite``):
 when Pulsora cannot be reached, ``track`` queues the event on disk and returns,
-the webhook is acknowledged, and the event is delivered in the background.
+the webhook is acknowledged, and the event is delivered in the background. And a
+subscription ledger (``PULSORA_LEDGER``, default ``revenue-ledger.sqlite``): it
+remembers the MRR reported per subscription, so that the ``mrr_impact`` of a
+subscription's events adds up to its MRR, and to 0 once it has ended.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -32,7 +37,9 @@ from pulsora_revenue import (
 )
 from pulsora_revenue.starlette import get_revenue, lifespan
 from pulsora_revenue.webhooks import (
+    Ledger,
     MissingAttributionError,
+    SQLiteLedger,
     WebhookPayloadError,
     WebhookVerificationError,
     stripe,
@@ -46,10 +53,25 @@ async def lookup_attribution(customer_id: str) -> tuple[str, str] | None:
     return None
 
 
-def create_app(stripe_secret: str | None = None, **revenue_options: Any) -> FastAPI:
-    """The app; *revenue_options* go to ``Revenue`` (token, endpoint, transport...)."""
+def create_app(
+    stripe_secret: str | None = None, *, ledger: Ledger | None = None, **revenue_options: Any
+) -> FastAPI:
+    """The app; *revenue_options* go to ``Revenue`` (token, endpoint, transport...).
+
+    Without a *ledger*, each Stripe event is mapped on its own: plan changes,
+    trials and pauses do not move MRR (the README says what else).
+    """
     secret = stripe_secret or os.environ["STRIPE_WEBHOOK_SECRET"]
-    app = FastAPI(lifespan=lifespan(**revenue_options))
+    revenue_lifespan = lifespan(**revenue_options)
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with revenue_lifespan(app) as state:
+            yield state
+        if isinstance(ledger, SQLiteLedger):
+            await ledger.aclose()
+
+    app = FastAPI(lifespan=run)
 
     @app.post("/webhooks/stripe")
     async def stripe_webhook(
@@ -61,9 +83,12 @@ def create_app(stripe_secret: str | None = None, **revenue_options: Any) -> Fast
         except (WebhookVerificationError, WebhookPayloadError) as exc:
             raise HTTPException(400, str(exc)) from None
         try:
-            revenue_events = await stripe.to_revenue_events(event, resolver=lookup_attribution)
+            revenue_events = await stripe.to_revenue_events(
+                event, resolver=lookup_attribution, ledger=ledger
+            )
         except (MissingAttributionError, WebhookPayloadError) as exc:
             # Retrying will not help: acknowledge, and keep the reason for a human.
+            # (A redelivery would get the same answer: the ledger keeps it per event.)
             logger.warning("Stripe event not tracked: %s", exc)
             return {"tracked": 0, "skipped": str(exc)}
         tracked = 0
@@ -78,7 +103,8 @@ def create_app(stripe_secret: str | None = None, **revenue_options: Any) -> Fast
             except PulsoraError as exc:
                 # Pulsora unreachable or overloaded, a proxy in the way, or our token
                 # wrong: answer 503 so that Stripe delivers the webhook again later
-                # (de-duplicated), once it is fixed. Never acknowledge what was not kept.
+                # (de-duplicated: the ledger maps it to the same events again), once it
+                # is fixed. Never acknowledge what was not kept.
                 raise HTTPException(503, str(exc)) from None
             tracked += 1
         return {"tracked": tracked}
@@ -89,4 +115,7 @@ def create_app(stripe_secret: str | None = None, **revenue_options: Any) -> Fast
 if os.environ.get("STRIPE_WEBHOOK_SECRET"):
     # With an outbox, a Pulsora outage does not fail the webhook: the event is
     # kept on disk and delivered in the background once Pulsora is back.
-    app = create_app(outbox=os.environ.get("PULSORA_OUTBOX", "revenue-outbox.sqlite"))
+    app = create_app(
+        outbox=os.environ.get("PULSORA_OUTBOX", "revenue-outbox.sqlite"),
+        ledger=SQLiteLedger(os.environ.get("PULSORA_LEDGER", "revenue-ledger.sqlite")),
+    )

@@ -19,10 +19,11 @@ from starlette.testclient import TestClient
 from pulsora_revenue import EventType, Revenue
 from pulsora_revenue.starlette import get_revenue, lifespan
 from pulsora_revenue.testing import FakePulsora, sign_stripe
+from pulsora_revenue.webhooks import SQLiteLedger
 
 from .conftest import DevServer
 from .data import TOKEN
-from .test_webhook_stripe import event, paid_session, refunded_charge
+from .test_webhook_stripe import event, paid, paid_session, refunded_charge, subscription
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
 create_app: Callable[..., FastAPI] = importlib.import_module("fastapi_stripe").create_app
@@ -119,6 +120,36 @@ def test_what_was_not_kept_is_not_acknowledged(
 
 
 @backends
+def test_a_subscription_life_through_the_app_nets_its_mrr_to_zero(
+    fake: FakePulsora, backend: Backend, tmp_path: Path
+) -> None:
+    one, three = subscription(quantity=1), subscription(quantity=3)
+    life = [
+        event("customer.subscription.created", one, id="evt_1", created=100),
+        event("invoice.paid", paid(one, "subscription_create", 2000, 101), id="evt_2", created=101),
+        event("customer.subscription.updated", three, id="evt_3", created=200),
+        event("invoice.paid", paid(three, "subscription_update", 2667, 201), id="evt_4"),
+        event("customer.subscription.deleted", three | {"status": "canceled"}, id="evt_5"),
+    ]
+    ledger = SQLiteLedger(tmp_path / "ledger.sqlite")
+    app = create_app(SECRET, api_token=TOKEN, transport=fake.transport, ledger=ledger)
+    with TestClient(app, backend=backend) as test_client:
+        for payload in life[:3]:
+            assert post(test_client, payload).status_code == 200
+        fake.outage(503, seconds=3600)  # Pulsora is down: Stripe will deliver it again
+        assert post(test_client, life[3]).status_code == 503
+        fake.faults.clear()
+        for payload in life[3:]:
+            assert post(test_client, payload).status_code == 200
+    mrr = [(e.event_type, e.mrr_impact) for e in fake.events]
+    assert mrr == [
+        (EventType.SUBSCRIPTION, Decimal("20.00")),
+        (EventType.UPGRADE, Decimal("40.00")),  # the redelivery got the first answer again
+        (EventType.CHURN, Decimal("-60.00")),
+    ]
+
+
+@backends
 def test_lifespan_opens_and_closes_one_client(backend: Backend) -> None:
     fake = FakePulsora()
     seen: list[Revenue] = []
@@ -203,4 +234,4 @@ def test_with_an_outbox_an_outage_is_acknowledged_and_delivered_later(
         deadline = time.monotonic() + 20
         while not fake.events and time.monotonic() < deadline:
             time.sleep(0.01)
-    assert [e.transaction_id for e in fake.events] == [paid_session()["id"]]
+    assert [e.transaction_id for e in fake.events] == [paid_session()["payment_intent"]]
