@@ -26,6 +26,7 @@ observations = st.builds(
     mrr=st.none() | st.integers(0, 10_000).map(lambda c: Decimal(c).scaleb(-2)),
     settle=st.booleans(),
     ended=st.booleans(),
+    churn=st.booleans(),
 )
 
 
@@ -39,13 +40,17 @@ def test_the_changes_add_up_to_what_was_reported(seen: list[Observation]) -> Non
         total += movement.change
         assert total == state.reported >= 0
         assert movement.change == 0 or each.settle  # only a settling event carries MRR
-        if each.settle:
-            assert state.reported == state.mrr
+        if each.settle and not each.churn:
+            assert state.reported == state.mrr  # cash carries any change
+        if each.churn:
+            assert movement.change <= 0  # a churn carries only a loss...
+            if movement.change:
+                assert newer  # ...of the newest state
         if before.ended:
             assert (state.mrr, state.ended) == (Decimal(0), True)  # the end is for good
         elif not newer:
             assert (state.mrr, state.as_of) == (before.mrr, before.as_of)  # stale: not applied
-    if state.ended and seen and seen[-1].settle:
+    if state.ended and seen and seen[-1].settle and not seen[-1].churn:
         assert total == 0
 
 

@@ -39,6 +39,9 @@ class Observation:
     mrr: Decimal | None
     settle: bool
     ended: bool = False
+    #: A churn (amount 0) carries only a loss, and only as the newest state: a
+    #: stale pause must not settle a change it cannot carry.
+    churn: bool = False
 
 
 @attrs.frozen
@@ -68,13 +71,15 @@ def advance(state: State, seen: Observation) -> tuple[State, Movement]:
 
     A state older than the one applied is not applied again; an ended
     subscription stays ended. A settling event reports the newest state's
-    MRR, whichever event brought it.
+    MRR, whichever event brought it; a churn, only a loss, and only when it
+    is the newest state itself.
     """
     fresh = state.as_of is None or seen.as_of >= state.as_of
     if fresh and not state.ended:
         mrr = ZERO if seen.ended else state.mrr if seen.mrr is None else seen.mrr
         state = attrs.evolve(state, mrr=mrr, as_of=seen.as_of, ended=seen.ended)
-    if not seen.settle:
+    carries = seen.settle and (not seen.churn or (fresh and state.mrr < state.reported))
+    if not carries:
         return state, Movement(state.reported, state.reported)
     return attrs.evolve(state, reported=state.mrr), Movement(state.reported, state.mrr)
 

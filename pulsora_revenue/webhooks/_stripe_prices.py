@@ -31,23 +31,25 @@ def subscription_mrr(subscription: Node, code: str) -> Fraction | None:
     return _discounted(gross, subscription, code, items)
 
 
-def invoice_mrr(lines: Node | None, code: str) -> Fraction | None:
+def invoice_mrr(lines: Node | None, code: str, *, exact: bool) -> Fraction | None:
     """The monthly amount, in minor units of *code*, of an invoice's subscription lines.
 
     Both shapes: lines with a ``price`` (before API 2025-03-31) and lines
-    with ``pricing.price_details``, which carry no interval: that is read
-    from the line's period. None when the payload hides it: lines absent or
-    only their first page, every subscription line prorated, a tiered price.
+    with ``pricing.price_details``, which carry no interval: that is guessed
+    from the line's period, unless *exact*. Discounts on the lines are taken
+    off, unless *exact*, which says nothing then (the subscription knows
+    whether its coupon recurs). None when the payload hides it: lines absent
+    or only their first page, every subscription line prorated, a tiered price.
     """
     if lines is None or lines.get("has_more") is True:
         return None
     recurring = [line for line in lines.items("data") if _recurring(line)]
     billed = [line for line in recurring if not _prorated(line)]
-    if not billed:
+    if not billed or (exact and any(_discount(line) for line in billed)):
         return None
     total = Fraction(0)
     for line in billed:
-        amount = _line_mrr(line, code)
+        amount = _line_mrr(line, code, exact=exact)
         if amount is None:
             return None
         total += amount
@@ -85,16 +87,24 @@ def _prorated(line: Node) -> bool:
     return details is not None and details.get("proration") is True
 
 
-def _line_mrr(line: Node, code: str) -> Fraction | None:
+def _line_mrr(line: Node, code: str, *, exact: bool) -> Fraction | None:
+    discount = _discount(line)
     price = line.maybe_child("price")
     if price is not None:
-        return _monthly_price(price, price.child("recurring"), _quantity(line), code)
+        recurring = price.child("recurring")
+        gross = _monthly_price(price, recurring, _quantity(line), code)
+        return None if gross is None else gross - _per_month(discount, recurring)
     pricing = line.maybe_child("pricing")
-    unit = None if pricing is None else _unit_amount(pricing)
+    unit = None if pricing is None or exact else _unit_amount(pricing)
     months = _period_months(line.child("period"))
     if unit is None or months is None:
         return None
-    return Fraction(unit) * _quantity(line) / months
+    return (Fraction(unit) * _quantity(line) - discount) / months
+
+
+def _discount(line: Node) -> int:
+    """What discounts took off a line, in minor units."""
+    return sum(each.minor_units("amount") for each in line.items("discount_amounts"))
 
 
 def _period_months(period: Node) -> Fraction | None:
@@ -149,9 +159,14 @@ def _monthly_price(price: Node, recurring: Node, quantity: int, code: str) -> Fr
     unit = None if amounts is None else _unit_amount(amounts)
     if unit is None:
         return None
-    count = 1 if recurring.get("interval_count") is None else recurring.integer("interval_count")
     billed = _packages(price.maybe_child("transform_quantity"), quantity)
-    return monthly(Fraction(unit) * billed, recurring.text("interval"), count, recurring.path)
+    return _per_month(Fraction(unit) * billed, recurring)
+
+
+def _per_month(amount: Fraction | int, recurring: Node) -> Fraction:
+    """*amount* billed every interval of *recurring*, per month."""
+    count = 1 if recurring.get("interval_count") is None else recurring.integer("interval_count")
+    return monthly(amount, recurring.text("interval"), count, recurring.path)
 
 
 def _amounts_in(price: Node, code: str) -> Node | None:
@@ -207,10 +222,14 @@ def _discounted(gross: Fraction, subscription: Node, code: str, items: list[Node
 
 
 def _coupons(subscription: Node) -> list[Node]:
-    """The coupons of a subscription's discounts, where expanded (an id alone says nothing)."""
+    """The coupons of a subscription's discounts, where expanded (an id alone says nothing).
+
+    API versions before 2025-03-31 write the discount in ``discount`` and its
+    id in ``discounts`` too: each discount counts once.
+    """
     many = subscription.get("discounts")
-    discounts = many if isinstance(many, list) and many else [subscription.get("discount")]
-    coupons = []
+    discounts = [*(many if isinstance(many, list) else []), subscription.get("discount")]
+    coupons: dict[object, Node] = {}
     for index, discount in enumerate(discounts):
         if not isinstance(discount, Mapping):
             continue
@@ -218,8 +237,9 @@ def _coupons(subscription: Node) -> list[Node]:
         coupon = source.get("coupon") if isinstance(source, Mapping) else None
         coupon = coupon or discount.get("coupon")
         if isinstance(coupon, Mapping):
-            coupons.append(Node(coupon, f"{subscription.path}.discounts[{index}].coupon"))
-    return coupons
+            path = f"{subscription.path}.discounts[{index}].coupon"
+            coupons.setdefault(discount.get("id") or index, Node(coupon, path))
+    return list(coupons.values())
 
 
 def _one_interval(items: list[Node]) -> Fraction | None:

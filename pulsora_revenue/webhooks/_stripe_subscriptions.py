@@ -50,7 +50,9 @@ async def invoice_paid(context: Context) -> list[RevenueEvent]:
     paid = invoice.integer("amount_paid")
     payment = _payment_intent(invoice) or invoice.text("id")
     amount = await context.revenue(payment, paid, _tax_in(invoice, paid)) if paid > 0 else 0
-    whole = invoice_mrr(invoice.maybe_child("lines"), code) if reason in _WHOLE else None
+    lines = invoice.maybe_child("lines")
+    # With a ledger, only lines that say the MRR exactly; the subscription's snapshots do.
+    whole = invoice_mrr(lines, code, exact=context.ledger is not None) if reason in _WHOLE else None
     mrr = None if whole is None or amount <= 0 else money(whole, code)
     movement = None
     if subscription is not None and context.ledger is not None:
@@ -111,6 +113,7 @@ async def subscription_changed(context: Context) -> list[RevenueEvent]:
         mrr=None if mrr is None else money(mrr, code),
         settle=ended or paused,
         ended=ended,
+        churn=True,
     )
     movement = await context.ledger.observe(seen)
     if movement.change >= 0:
