@@ -27,6 +27,7 @@ observations = st.builds(
     settle=st.booleans(),
     ended=st.booleans(),
     churn=st.booleans(),
+    billing=st.none() | st.booleans(),
 )
 
 
@@ -41,15 +42,19 @@ def test_the_changes_add_up_to_what_was_reported(seen: list[Observation]) -> Non
         assert total == state.reported >= 0
         assert movement.change == 0 or each.settle  # only a settling event carries MRR
         if each.settle and not each.churn:
-            assert state.reported == state.mrr  # cash carries any change
+            assert state.reported == state.due  # cash carries any change
         if each.churn:
             assert movement.change <= 0  # a churn carries only a loss...
             if movement.change:
                 assert newer  # ...of the newest state
         if before.ended:
-            assert (state.mrr, state.ended) == (Decimal(0), True)  # the end is for good
+            assert (state.due, state.ended) == (Decimal(0), True)  # the end is for good
         elif not newer:
-            assert (state.mrr, state.as_of) == (before.mrr, before.as_of)  # stale: not applied
+            assert (state.mrr, state.as_of, state.billing) == (
+                before.mrr,
+                before.as_of,
+                before.billing,
+            )  # stale: not applied
     if state.ended and seen and seen[-1].settle and not seen[-1].churn:
         assert total == 0
 

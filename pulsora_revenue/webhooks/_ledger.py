@@ -39,6 +39,7 @@ class Observation:
     mrr: Decimal | None
     settle: bool
     ended: bool = False
+    billing: bool | None = None
     #: A churn (amount 0) carries only a loss, and only as the newest state: a
     #: stale pause must not settle a change it cannot carry.
     churn: bool = False
@@ -60,10 +61,16 @@ class Movement:
 class State:
     """What the ledger holds for one subscription."""
 
-    mrr: Decimal = ZERO  # the newest state's MRR
+    mrr: Decimal = ZERO  # what the newest state's items bill a month
     as_of: datetime | None = None  # when that state held
     reported: Decimal = ZERO  # the MRR reported to Pulsora so far
     ended: bool = False
+    billing: bool = True  # whether it bills them (not in a trial, unpaid, paused)
+
+    @property
+    def due(self) -> Decimal:
+        """The subscription's MRR: what it bills, while it bills."""
+        return self.mrr if self.billing and not self.ended else ZERO
 
 
 def advance(state: State, seen: Observation) -> tuple[State, Movement]:
@@ -77,11 +84,12 @@ def advance(state: State, seen: Observation) -> tuple[State, Movement]:
     fresh = state.as_of is None or seen.as_of >= state.as_of
     if fresh and not state.ended:
         mrr = ZERO if seen.ended else state.mrr if seen.mrr is None else seen.mrr
-        state = attrs.evolve(state, mrr=mrr, as_of=seen.as_of, ended=seen.ended)
-    carries = seen.settle and (not seen.churn or (fresh and state.mrr < state.reported))
+        billing = state.billing if seen.billing is None else seen.billing
+        state = attrs.evolve(state, mrr=mrr, as_of=seen.as_of, ended=seen.ended, billing=billing)
+    carries = seen.settle and (not seen.churn or (fresh and state.due < state.reported))
     if not carries:
         return state, Movement(state.reported, state.reported)
-    return attrs.evolve(state, reported=state.mrr), Movement(state.reported, state.mrr)
+    return attrs.evolve(state, reported=state.due), Movement(state.reported, state.due)
 
 
 @attrs.frozen

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     mrr TEXT NOT NULL,
     as_of TEXT,
     reported TEXT NOT NULL,
-    ended INTEGER NOT NULL
+    ended INTEGER NOT NULL,
+    billing INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS answers (
     subscription TEXT NOT NULL,
@@ -139,13 +140,14 @@ def _observe(db: sqlite3.Connection, seen: Observation) -> Movement:
             return Movement(Decimal(answer[0]), Decimal(answer[1]))
         state, movement = advance(_load(db, seen.subscription), seen)
         db.execute(
-            "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?, ?)",
             (
                 seen.subscription,
                 str(state.mrr),
                 None if state.as_of is None else state.as_of.isoformat(),
                 str(state.reported),
                 int(state.ended),
+                int(state.billing),
             ),
         )
         db.execute(
@@ -161,11 +163,11 @@ def _observe(db: sqlite3.Connection, seen: Observation) -> Movement:
 
 def _load(db: sqlite3.Connection, subscription: str) -> State:
     row = db.execute(
-        "SELECT mrr, as_of, reported, ended FROM subscriptions WHERE subscription = ?",
+        "SELECT mrr, as_of, reported, ended, billing FROM subscriptions WHERE subscription = ?",
         (subscription,),
     ).fetchone()
     if row is None:
         return State()
-    mrr, as_of, reported, ended = row
+    mrr, as_of, reported, ended, billing = row
     moment = None if as_of is None else datetime.fromisoformat(as_of)
-    return State(Decimal(mrr), moment, Decimal(reported), bool(ended))
+    return State(Decimal(mrr), moment, Decimal(reported), bool(ended), bool(billing))

@@ -15,15 +15,20 @@ from ._payload import Node
 NOT_BILLING = frozenset({"trialing", "incomplete", "incomplete_expired", "paused", "canceled"})
 
 
-def subscription_mrr(subscription: Node, code: str) -> Fraction | None:
-    """The monthly amount, in minor units of *code*, that *subscription* bills now.
+def billing(subscription: Node) -> bool:
+    """Whether *subscription* bills its items: not in a trial, a pause, nor before paying."""
+    return subscription.get("status") not in NOT_BILLING and not subscription.get(
+        "pause_collection"
+    )
 
-    0 while it bills nothing (a trial, a pause, an unpaid first invoice, the
-    end); net of its recurring discounts where the payload holds the coupon.
+
+def subscription_mrr(subscription: Node, code: str) -> Fraction | None:
+    """The monthly amount, in minor units of *code*, that *subscription*'s items bill.
+
+    Net of its recurring discounts where the payload holds the coupon; what
+    it bills while in a trial or paused too (``billing`` says whether it does).
     None when the payload does not say (a tiered price).
     """
-    if subscription.get("status") in NOT_BILLING or subscription.get("pause_collection"):
-        return Fraction(0)
     items = subscription.child("items").items("data")
     gross = items_mrr(items, code)
     if gross is None:

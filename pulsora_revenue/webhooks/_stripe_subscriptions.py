@@ -26,7 +26,7 @@ from ._stripe_context import (
     own_metadata,
     required,
 )
-from ._stripe_prices import invoice_mrr, items_mrr, subscription_mrr
+from ._stripe_prices import billing, invoice_mrr, items_mrr, subscription_mrr
 
 #: The type of a paid invoice of a subscription, by ``billing_reason``, when the MRR
 #: did not move (or there is no ledger to say).
@@ -62,6 +62,7 @@ async def invoice_paid(context: Context) -> list[RevenueEvent]:
             as_of=moment(invoice.get("created"), f"{invoice.path}.created") or context.created,
             mrr=mrr,
             settle=amount > 0,
+            billing=True if amount > 0 and reason in _WHOLE else None,  # paid for: it bills
         )
         movement = await context.ledger.observe(seen)
     if amount <= 0:
@@ -113,6 +114,7 @@ async def subscription_changed(context: Context) -> list[RevenueEvent]:
         mrr=None if mrr is None else money(mrr, code),
         settle=ended or paused,
         ended=ended,
+        billing=billing(subscription),
         churn=True,
     )
     movement = await context.ledger.observe(seen)
