@@ -59,13 +59,14 @@ class Movement:
 
 @attrs.frozen
 class State:
-    """What the ledger holds for one subscription."""
+    """What the ledger holds for one subscription: each fact with the time it held."""
 
-    mrr: Decimal = ZERO  # what the newest state's items bill a month
-    as_of: datetime | None = None  # when that state held
-    reported: Decimal = ZERO  # the MRR reported to Pulsora so far
-    ended: bool = False
+    mrr: Decimal = ZERO  # what its items bill a month, as of mrr_as_of
+    mrr_as_of: datetime | None = None
     billing: bool = True  # whether it bills them (not in a trial, unpaid, paused)
+    billing_as_of: datetime | None = None
+    ended: bool = False
+    reported: Decimal = ZERO  # the MRR reported to Pulsora so far
 
     @property
     def due(self) -> Decimal:
@@ -76,20 +77,30 @@ class State:
 def advance(state: State, seen: Observation) -> tuple[State, Movement]:
     """The state after *seen*, and the MRR it reports (none, unless it settles).
 
-    A state older than the one applied is not applied again; an ended
-    subscription stays ended. A settling event reports the newest state's
-    MRR, whichever event brought it; a churn, only a loss, and only when it
-    is the newest state itself.
+    Each fact (the MRR of the items, whether it bills) is taken from *seen*
+    unless a newer one was applied: an event that says nothing of a fact
+    (a payment whose lines hide the MRR) leaves an older word about it
+    standing. An ended subscription stays ended. A settling event reports
+    the newest state's MRR, whichever events brought it; a churn, only a
+    loss, and only when its own word made it.
     """
-    fresh = state.as_of is None or seen.as_of >= state.as_of
-    if fresh and not state.ended:
-        mrr = ZERO if seen.ended else state.mrr if seen.mrr is None else seen.mrr
-        billing = state.billing if seen.billing is None else seen.billing
-        state = attrs.evolve(state, mrr=mrr, as_of=seen.as_of, ended=seen.ended, billing=billing)
-    carries = seen.settle and (not seen.churn or (fresh and state.due < state.reported))
+    applied = False
+    if not state.ended:
+        if seen.mrr is not None and _newer(seen, state.mrr_as_of):
+            state, applied = attrs.evolve(state, mrr=seen.mrr, mrr_as_of=seen.as_of), True
+        if seen.billing is not None and _newer(seen, state.billing_as_of):
+            state = attrs.evolve(state, billing=seen.billing, billing_as_of=seen.as_of)
+            applied = True
+        if seen.ended:
+            state, applied = attrs.evolve(state, ended=True), True
+    carries = seen.settle and (not seen.churn or (applied and state.due < state.reported))
     if not carries:
         return state, Movement(state.reported, state.reported)
     return attrs.evolve(state, reported=state.due), Movement(state.reported, state.due)
+
+
+def _newer(seen: Observation, as_of: datetime | None) -> bool:
+    return as_of is None or seen.as_of >= as_of
 
 
 @attrs.frozen

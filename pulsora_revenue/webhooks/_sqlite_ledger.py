@@ -24,10 +24,11 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscriptions (
     subscription TEXT PRIMARY KEY,
     mrr TEXT NOT NULL,
-    as_of TEXT,
-    reported TEXT NOT NULL,
+    mrr_as_of TEXT,
+    billing INTEGER NOT NULL,
+    billing_as_of TEXT,
     ended INTEGER NOT NULL,
-    billing INTEGER NOT NULL
+    reported TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS answers (
     subscription TEXT NOT NULL,
@@ -140,14 +141,15 @@ def _observe(db: sqlite3.Connection, seen: Observation) -> Movement:
             return Movement(Decimal(answer[0]), Decimal(answer[1]))
         state, movement = advance(_load(db, seen.subscription), seen)
         db.execute(
-            "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 seen.subscription,
                 str(state.mrr),
-                None if state.as_of is None else state.as_of.isoformat(),
-                str(state.reported),
-                int(state.ended),
+                _stamp(state.mrr_as_of),
                 int(state.billing),
+                _stamp(state.billing_as_of),
+                int(state.ended),
+                str(state.reported),
             ),
         )
         db.execute(
@@ -163,11 +165,26 @@ def _observe(db: sqlite3.Connection, seen: Observation) -> Movement:
 
 def _load(db: sqlite3.Connection, subscription: str) -> State:
     row = db.execute(
-        "SELECT mrr, as_of, reported, ended, billing FROM subscriptions WHERE subscription = ?",
+        "SELECT mrr, mrr_as_of, billing, billing_as_of, ended, reported FROM subscriptions"
+        " WHERE subscription = ?",
         (subscription,),
     ).fetchone()
     if row is None:
         return State()
-    mrr, as_of, reported, ended, billing = row
-    moment = None if as_of is None else datetime.fromisoformat(as_of)
-    return State(Decimal(mrr), moment, Decimal(reported), bool(ended), bool(billing))
+    mrr, mrr_as_of, billing, billing_as_of, ended, reported = row
+    return State(
+        Decimal(mrr),
+        _moment(mrr_as_of),
+        bool(billing),
+        _moment(billing_as_of),
+        bool(ended),
+        Decimal(reported),
+    )
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _moment(stamp: str | None) -> datetime | None:
+    return None if stamp is None else datetime.fromisoformat(stamp)
