@@ -145,7 +145,7 @@ async def _churn(
         customer_subscription_id=subscription_id,
         mrr_impact=mrr_impact,
         is_recurring=True,
-        metadata={"reason": "paused"} if paused else {},
+        metadata={"reason": "paused" if paused else "canceled"},
     )
 
 

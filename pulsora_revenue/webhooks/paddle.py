@@ -4,38 +4,94 @@ No dependency on Paddle's SDK. In a webhook route::
 
     event = paddle.verify(await request.body(), request.headers.get("Paddle-Signature"),
                           PADDLE_WEBHOOK_SECRET)
-    for revenue_event in await paddle.to_revenue_events(event, resolver=lookup):
+    for revenue_event in await paddle.to_revenue_events(event, resolver=lookup, ledger=ledger):
         await revenue.track(revenue_event)
 
-=================================  ==========================================
-Paddle event                       revenue event
-=================================  ==========================================
-transaction.completed              purchase (no subscription, or a one-off
-                                   charge on one), subscription (its first
-                                   transaction) or renewal
-adjustment.created / .updated      refund, once an adjustment with action
-                                   ``refund`` is ``approved``
-subscription.canceled              churn (amount 0, negative MRR)
-anything else                      nothing (an empty list)
-=================================  ==========================================
+==============================  =================================  ===============================
+Paddle event                    with a ledger                      without a ledger
+==============================  =================================  ===============================
+transaction.completed without   purchase                           purchase
+a subscription
+... origin ``web`` / ``api``    subscription, MRR moved (+ its     subscription, with the MRR of
+(the first payment)             recurring lines' MRR when new)     its recurring lines
+... ``subscription_recurring``  renewal; if the MRR moved:         renewal, no MRR
+                                subscription, upgrade, downgrade
+... ``subscription_update``     upgrade (downgrade if the MRR      upgrade, no MRR
+(a plan change's proration)     fell), with the MRR moved
+... ``subscription_charge``     purchase; as above if it moved     purchase
+... any other origin            purchase                           purchase
+adjustment.created / .updated   refund (negative amount)           refund (negative amount)
+``approved``: ``refund``,
+``chargeback``
+... ``chargeback_reverse``      purchase                           purchase
+... ``credit``, other actions   nothing                            nothing
+subscription.* with status      churn (amount 0) of the MRR        .paused: churn of its items'
+``paused`` (.paused, .updated)  reported, once per pause           MRR, unless it never billed
+subscription.* with status      churn of the MRR reported;         .canceled: churn of its items'
+``canceled``                    nothing if none was (a trial)      MRR, unless it never billed or
+                                                                   was paused
+other subscription.* (created,  nothing: the ledger keeps the      nothing
+activated, updated, trialing,   state; an MRR change rides on the
+resumed, past_due, imported)    next payment, pause or end
+anything else                   nothing                            nothing
+==============================  =================================  ===============================
 
-Paddle sends amounts as strings of minor units; they are converted by the
-currency's ISO 4217 exponent. Attribution comes from ``custom_data`` under the
-keys ``visitor_fingerprint`` and ``session_id`` unless *keys* says otherwise.
-Adjustments carry no ``custom_data``: refunds need the resolver.
+``amount`` is what the customer paid, net of discounts and credits, without
+tax (the transaction's ``grand_total`` less its ``grand_total_tax``); refunds
+and chargebacks are the adjustment's ``total`` less its ``tax``, so that a
+full refund nets its payment out. ``include_tax=True`` counts tax in both. A
+transaction of nothing (a trial's checkout, a downgrade's credit) is no
+event. A credit adjustment is nothing: it lowers the grand total of the
+transaction it is spent on. Amounts are strings of minor units, converted by
+the currency's ISO 4217 exponent. The transaction id is Paddle's ``txn_...``
+(one per payment), ``adj_...``, or the subscription's id for its end
+(``sub_...:paused:<paused_at>`` for a pause).
+
+MRR is normalised to a month from each price's billing cycle, times quantity,
+without tax and one-time items. A transaction states the MRR of its recurring
+lines, net of discounts; a subscription entity that of its ``active`` items
+at list price, 0 while trialing, paused or cancelled, and nothing while a
+discount applies or a price includes tax (their amounts are not in it).
+
+With a ledger (``MemoryLedger``, ``SQLiteLedger``) every subscription event
+and every subscription's transaction tells it the state, and the MRR
+telescopes; an older state arriving late is not applied. Without one, the
+limits: a plan change's MRR (``subscription.updated``) is never reported, so
+a later cancellation subtracts the new MRR; a trial's first payment is a
+renewal and adds no MRR; a resumed subscription regains its MRR nowhere; a
+discount makes the MRR a cancellation subtracts unknown.
+
+Attribution comes from ``custom_data`` under the keys ``visitor_fingerprint``
+and ``session_id`` unless *keys* says otherwise, then from the resolver;
+adjustments carry no ``custom_data`` and need the resolver. Events that map
+to nothing need no attribution.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from fractions import Fraction
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from .._event import RevenueEvent
 from .._fields import EventType
 from .._money import currency_exponent
 from . import _signing
-from ._common import DEFAULT_KEYS, Resolver, attribute, build, currency, major, moment, monthly
+from ._common import (
+    DEFAULT_KEYS,
+    Resolver,
+    attribute,
+    build,
+    currency,
+    impact,
+    major,
+    moment,
+    moved_kind,
+    net_of_tax,
+)
+from ._ledger import Ledger, Movement, Observation
+from ._paddle_prices import lost_mrr, paid, snapshot_mrr, transaction_mrr
 from ._payload import Node
 
 __all__ = ["SCHEME", "sign", "to_revenue_events", "verify"]
@@ -44,15 +100,26 @@ SCHEME = _signing.Scheme("Paddle", "Paddle-Signature", ";", "ts", "h1", b":")
 
 PROCESSOR = "paddle"
 
-#: ``await attribution(customer_id)``: the attribution and common fields of an event.
-Attribution = Callable[[str], Awaitable[dict[str, Any]]]
-
-_ORIGINS = {
-    "web": EventType.SUBSCRIPTION,  # the checkout that created the subscription
-    "api": EventType.SUBSCRIPTION,
-    "subscription_recurring": EventType.RENEWAL,
-    "subscription_charge": EventType.PURCHASE,  # a one-off charge on a subscription
+#: A subscription transaction's origin: its type when the MRR did not move, and
+#: whether it states the subscription's whole MRR (a full period of every item).
+_ORIGINS: Mapping[str, tuple[EventType, bool]] = {
+    "web": (EventType.SUBSCRIPTION, True),  # the checkout that created the subscription
+    "api": (EventType.SUBSCRIPTION, True),
+    "subscription_recurring": (EventType.RENEWAL, True),
+    "subscription_update": (EventType.UPGRADE, False),  # a plan change's proration
+    "subscription_charge": (EventType.PURCHASE, False),  # a one-off charge on a subscription
 }
+
+#: Approved adjustments that move money: refunds and chargebacks out, reversals in.
+_ADJUSTMENTS: Mapping[str, EventType] = {
+    "refund": EventType.REFUND,
+    "chargeback": EventType.REFUND,
+    "chargeback_reverse": EventType.PURCHASE,
+}
+
+#: Notifications that carry a subscription entity: a snapshot of its state.
+_SNAPSHOT_KINDS = "created imported activated updated trialing past_due paused resumed canceled"
+_SNAPSHOTS = frozenset(f"subscription.{kind}" for kind in _SNAPSHOT_KINDS.split())
 
 
 def verify(
@@ -60,15 +127,16 @@ def verify(
     header: str | None,
     secret: str | Sequence[str],
     *,
-    tolerance: float = 300,
+    tolerance: float | None = 5,
     now: float | None = None,
 ) -> Any:
     """Check a ``Paddle-Signature`` header against the raw body; return the event.
 
     *secret* is the notification destination's secret key (``pdl_ntfset_...``),
-    or several while one is rotated. Raises a ``WebhookVerificationError``
-    subclass when the header is missing, malformed, outside *tolerance*
-    seconds of *now*, or matches no secret.
+    or several while one is rotated. The window is Paddle's own, 5 seconds;
+    ``tolerance=None`` switches the time check off. Raises a
+    ``WebhookVerificationError`` subclass when the header is missing,
+    malformed, outside *tolerance* seconds of *now*, or matches no secret.
     """
     return _signing.verify(SCHEME, payload, header, secret, tolerance=tolerance, now=now)
 
@@ -82,150 +150,208 @@ async def to_revenue_events(
     event: Mapping[str, Any],
     *,
     resolver: Resolver | None = None,
+    ledger: Ledger | None = None,
+    include_tax: bool = False,
     keys: tuple[str, str] = DEFAULT_KEYS,
 ) -> list[RevenueEvent]:
-    """The revenue events that a verified Paddle Billing *event* stands for (often none)."""
-    envelope = Node(event)
-    kind = envelope.text("event_type")
-    data = envelope.child("data")
-    occurred = moment(envelope.get("occurred_at"), "occurred_at")
-    common: dict[str, Any] = {"payment_processor": PROCESSOR, "occurred_at": occurred}
+    """The revenue events that a verified Paddle Billing *event* stands for (often none).
 
-    async def attribution(customer_id: str) -> dict[str, str]:
-        sources = [(f"{data.path}.custom_data", data.metadata("custom_data"))]
-        fingerprint, session = await attribute(
-            sources, customer_id=customer_id, resolver=resolver, keys=keys
-        )
-        return {"visitor_fingerprint": fingerprint, "session_id": session, **common}
-
-    if kind == "transaction.completed":
-        return await _transaction(data, attribution)
-    if kind in ("adjustment.created", "adjustment.updated"):
-        return await _adjustment(data, attribution)
-    if kind == "subscription.canceled":
-        return await _canceled(data, attribution)
+    Pass the same *ledger* for every event, so that the MRR telescopes (see
+    the module's documentation); *include_tax* counts tax in ``amount``.
+    """
+    context = _Context(Node(event), resolver, ledger, include_tax, keys)
+    if context.kind == "transaction.completed":
+        return await _transaction(context)
+    if context.kind in ("adjustment.created", "adjustment.updated"):
+        return await _adjustment(context)
+    if context.kind in _SNAPSHOTS:
+        return await _snapshot(context)
     return []
 
 
-async def _transaction(data: Node, attribution: Attribution) -> list[RevenueEvent]:
-    subscription = data.maybe_text("subscription_id")
-    kind = EventType.PURCHASE if subscription is None else _ORIGINS.get(str(data.get("origin")))
-    if kind is None:
-        return []  # an update's proration or a payment method change: no new revenue
-    code = currency(data, "currency_code")
-    exponent = currency_exponent(code)
-    totals = data.child("details").child("totals")
-    amount = major(totals.minor_units("grand_total"), exponent)
-    if amount <= 0:
-        return []  # a free or fully credited transaction is no revenue
-    customer = data.text("customer_id")
-    mrr = None
-    if kind is EventType.SUBSCRIPTION:
-        monthly_minor = _items_mrr(data.items("items"), code, data.child("details"))
-        mrr = None if monthly_minor is None else major(monthly_minor, exponent)
-    return [
-        build(
-            data.path,
-            **await attribution(customer),
-            customer_id=customer,
-            amount=amount,
-            currency=code,
-            transaction_id=data.text("id"),
-            event_type=kind,
-            customer_subscription_id=subscription,
-            mrr_impact=mrr,
-            is_recurring=None if subscription is None else kind is not EventType.PURCHASE,
+class _Context:
+    """One notification being mapped, with the caller's settings."""
+
+    def __init__(
+        self,
+        envelope: Node,
+        resolver: Resolver | None,
+        ledger: Ledger | None,
+        include_tax: bool,
+        keys: tuple[str, str],
+    ) -> None:
+        self.envelope, self.resolver, self.ledger = envelope, resolver, ledger
+        self.include_tax, self.keys = include_tax, keys
+        self.kind = envelope.text("event_type")
+        self.data = envelope.child("data")
+
+    @property
+    def event_id(self) -> str:
+        """The notification's event id (``evt_...``): a redelivery has the same."""
+        return self.envelope.maybe_text("event_id") or self.envelope.text("notification_id")
+
+    async def fields(self, customer_id: str) -> dict[str, Any]:
+        """Attribution and the fields every event of this notification shares."""
+        sources = [(f"{self.data.path}.custom_data", self.data.metadata("custom_data"))]
+        fingerprint, session = await attribute(
+            sources, customer_id=customer_id, resolver=self.resolver, keys=self.keys
         )
-    ]
+        return {
+            "visitor_fingerprint": fingerprint,
+            "session_id": session,
+            "customer_id": customer_id,
+            "payment_processor": PROCESSOR,
+            "occurred_at": moment(self.envelope.get("occurred_at"), "occurred_at"),
+        }
 
+    async def observe(
+        self,
+        subscription: str,
+        as_of: tuple[str, ...],
+        mrr: Decimal | None,
+        *,
+        settle: bool,
+        churn: bool = False,
+    ) -> Movement | None:
+        """Tell the ledger, if any, the subscription's state; get the MRR reported before and after.
 
-def _items_mrr(items: list[Node], code: str, details: Node | None = None) -> Fraction | None:
-    """The monthly amount, in minor units, of the recurring items; None if unknown.
-
-    A price is in Paddle's base currency; a transaction in another currency
-    (a localised price) has the unit price in its own currency in
-    ``details.line_items``. Without that, the ``unit_price_overrides`` in *code*
-    give it, if they agree on one amount; else the amount in *code* is unknown.
-    """
-    lines = (
-        {str(line.get("price_id")): line for line in details.items("line_items")} if details else {}
-    )
-    total = Fraction(0)
-    for item in items:
-        price = item.child("price")
-        cycle = price.maybe_child("billing_cycle")
-        if cycle is None:
-            continue  # a one-time item
-        unit = _unit_price(price, code, lines.get(str(price.get("id"))))
-        if unit is None:
+        The state held at the first of the entity's *as_of* fields that has a time.
+        """
+        if self.ledger is None:
             return None
-        quantity = item.integer("quantity")
-        total += monthly(
-            unit * quantity, cycle.text("interval"), cycle.integer("frequency"), cycle.path
+        when = _as_of(self.data, *as_of)
+        ended = self.data.get("status") == "canceled"
+        seen = Observation(
+            f"{PROCESSOR}:{subscription}", self.event_id, when, mrr, settle, ended, churn=churn
         )
-    return total
+        return await self.ledger.observe(seen)
 
 
-def _unit_price(price: Node, code: str, line: Node | None) -> int | None:
-    """The unit price in minor units of *code*: the base price's, the line's, or an override's."""
-    unit_price = price.child("unit_price")
-    if unit_price.get("currency_code") in (None, code):
-        return unit_price.minor_units("amount")
-    if line is not None:
-        return line.child("unit_totals").minor_units("subtotal")
-    overrides = {
-        override.child("unit_price").minor_units("amount")
-        for override in price.items("unit_price_overrides")
-        if override.child("unit_price").get("currency_code") == code
-    }
-    return overrides.pop() if len(overrides) == 1 else None  # several amounts: which country?
-
-
-async def _adjustment(data: Node, attribution: Attribution) -> list[RevenueEvent]:
-    if data.get("action") != "refund" or data.get("status") != "approved":
-        return []  # a credit or a chargeback, or a refund not approved (yet)
-    totals = data.child("totals")
-    code = (
-        currency(totals, "currency_code")
-        if totals.get("currency_code")
-        else currency(data, "currency_code")
-    )
-    amount = major(totals.minor_units("total"), currency_exponent(code))
+async def _transaction(context: _Context) -> list[RevenueEvent]:
+    transaction = context.data
+    subscription = transaction.maybe_text("subscription_id")
+    code = currency(transaction, "currency_code")
+    exponent = currency_exponent(code)
+    amount = major(paid(transaction, include_tax=context.include_tax), exponent)
+    origin = str(transaction.get("origin")) if subscription else ""
+    otherwise, states_mrr = _ORIGINS.get(origin, (EventType.PURCHASE, False))
+    monthly = transaction_mrr(transaction, code) if states_mrr else None
+    mrr = None if monthly is None else major(monthly, exponent)
+    movement = None
+    if subscription is not None:
+        # A transaction of nothing still shows the ledger the subscription's
+        # state, but no change can ride on it (amounts are positive): a moved
+        # MRR waits for the next payment or churn.
+        as_of = ("updated_at", "billed_at")
+        movement = await context.observe(subscription, as_of, mrr, settle=amount > 0)
     if amount <= 0:
         return []
-    customer = data.text("customer_id")
+    kind, mrr_impact = otherwise, (mrr or None) if otherwise is EventType.SUBSCRIPTION else None
+    if movement is not None:
+        kind, mrr_impact = moved_kind(movement, otherwise), impact(movement)
     return [
         build(
-            data.path,
-            **await attribution(customer),
-            customer_id=customer,
-            amount=-amount,
+            transaction.path,
+            **await context.fields(transaction.text("customer_id")),
+            amount=amount,
             currency=code,
-            transaction_id=data.text("id"),
-            event_type=EventType.REFUND,
-            customer_subscription_id=data.maybe_text("subscription_id"),
-            metadata={"original_transaction": data.text("transaction_id")},
-        )
-    ]
-
-
-async def _canceled(data: Node, attribution: Attribution) -> list[RevenueEvent]:
-    code = currency(data, "currency_code")
-    lost_minor = _items_mrr(data.items("items"), code)
-    lost = None if lost_minor is None else major(-lost_minor, currency_exponent(code))
-    customer = data.text("customer_id")
-    subscription = data.text("id")
-    return [
-        build(
-            data.path,
-            **await attribution(customer),
-            customer_id=customer,
-            amount=0,
-            currency=code,
-            transaction_id=subscription,
-            event_type=EventType.CHURN,
+            transaction_id=transaction.text("id"),
+            event_type=kind,
             customer_subscription_id=subscription,
-            mrr_impact=lost,
-            is_recurring=True,
+            mrr_impact=mrr_impact,
+            is_recurring=None if subscription is None else otherwise is not EventType.PURCHASE,
         )
     ]
+
+
+async def _adjustment(context: _Context) -> list[RevenueEvent]:
+    adjustment = context.data
+    action = str(adjustment.get("action"))
+    kind = _ADJUSTMENTS.get(action)
+    if kind is None or adjustment.get("status") != "approved":
+        return []  # a credit (spent on a later transaction), or not approved (yet)
+    totals = adjustment.child("totals")
+    code = currency(totals if totals.get("currency_code") else adjustment, "currency_code")
+    minor = net_of_tax(
+        totals.minor_units("total"), totals.minor_units("tax"), include_tax=context.include_tax
+    )
+    amount = major(minor, currency_exponent(code))
+    if amount <= 0:
+        return []
+    extra = {} if action == "refund" else {"adjustment_action": action}
+    return [
+        build(
+            adjustment.path,
+            **await context.fields(adjustment.text("customer_id")),
+            amount=-amount if kind is EventType.REFUND else amount,
+            currency=code,
+            transaction_id=adjustment.text("id"),
+            event_type=kind,
+            customer_subscription_id=adjustment.maybe_text("subscription_id"),
+            metadata={"original_transaction": adjustment.text("transaction_id"), **extra},
+        )
+    ]
+
+
+async def _snapshot(context: _Context) -> list[RevenueEvent]:
+    if context.ledger is None:
+        return await _stateless(context)
+    subscription = context.data
+    code = currency(subscription, "currency_code")
+    monthly = snapshot_mrr(subscription, code, _as_of(subscription, "updated_at"))
+    mrr = None if monthly is None else major(monthly, currency_exponent(code))
+    stops = subscription.text("status") in ("paused", "canceled")
+    movement = await context.observe(
+        subscription.text("id"), ("updated_at",), mrr, settle=stops, churn=stops
+    )
+    if movement is None or not stops or movement.change >= 0:
+        return []  # the change, if any, rides on the next payment; a trial never had MRR
+    return [await _churn(context, code, movement.change)]
+
+
+async def _stateless(context: _Context) -> list[RevenueEvent]:
+    """Churn for a pause or a cancellation, minus the items' MRR, unless it never billed."""
+    subscription = context.data
+    if context.kind not in ("subscription.paused", "subscription.canceled"):
+        return []
+    if subscription.get("first_billed_at") is None:
+        return []  # cancelled in its trial: it never had MRR to lose
+    if context.kind == "subscription.canceled" and subscription.get("paused_at") is not None:
+        return []  # cancelled while paused: the MRR was lost at the pause
+    code = currency(subscription, "currency_code")
+    lost = lost_mrr(subscription, code, _as_of(subscription, "updated_at"))
+    if lost == 0:
+        return []
+    change = None if lost is None else major(-lost, currency_exponent(code))
+    return [await _churn(context, code, change)]
+
+
+async def _churn(context: _Context, code: str, change: Decimal | None) -> RevenueEvent:
+    """A churn (amount 0): the subscription's end, or one pause of it (its own transaction)."""
+    subscription = context.data
+    subscription_id = subscription.text("id")
+    transaction_id, reason = subscription_id, "canceled"
+    if subscription.get("status") == "paused":
+        paused_at = subscription.maybe_text("paused_at") or context.event_id
+        transaction_id, reason = f"{subscription_id}:paused:{paused_at}", "paused"
+    return build(
+        subscription.path,
+        **await context.fields(subscription.text("customer_id")),
+        amount=0,
+        currency=code,
+        transaction_id=transaction_id,
+        event_type=EventType.CHURN,
+        customer_subscription_id=subscription_id,
+        mrr_impact=change,
+        is_recurring=True,
+        metadata={"reason": reason},
+    )
+
+
+def _as_of(node: Node, *keys: str) -> datetime:
+    """When the entity's state held: the first of its *keys* that has a timestamp."""
+    for key in keys:
+        found = moment(node.get(key), f"{node.path}.{key}")
+        if found is not None:
+            return found
+    raise node.wrong(keys[0], "a timestamp with a time zone", node.get(keys[0]))
