@@ -62,3 +62,15 @@ def test_errors_share_one_root() -> None:
 
 def test_version_is_read_from_metadata() -> None:
     assert isinstance(pulsora_revenue.__version__, str)
+
+
+def test_the_webhooks_surface_is_sorted_and_importable() -> None:
+    from pulsora_revenue import webhooks
+    from pulsora_revenue.webhooks import paddle, stripe
+
+    assert webhooks.__all__ == sorted(webhooks.__all__)
+    assert {"Ledger", "MemoryLedger", "SQLiteLedger"} <= set(webhooks.__all__)
+    for name in webhooks.__all__:
+        assert getattr(webhooks, name) is not None
+    for processor in (stripe, paddle):
+        assert {"sign", "to_revenue_events", "verify"} <= set(processor.__all__)

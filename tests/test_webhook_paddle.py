@@ -626,3 +626,47 @@ async def test_a_broken_payload_is_a_payload_error(
     ledger = MemoryLedger() if keep else None
     with contextlib.suppress(WebhookPayloadError, MissingAttributionError):  # never another
         await paddle.to_revenue_events(envelope, resolver=resolver, ledger=ledger)
+
+
+async def anyone(customer_id: str) -> tuple[str, str]:
+    return ("fp_db", "sess_db")
+
+
+@pytest.mark.parametrize(
+    ("name", "amount"),
+    [
+        ("php_transaction.completed", Decimal("599.00")),  # 652.15 paid, 53.15 of it tax
+        ("sdk_api_transaction.completed.subscription_recurring", Decimal("400.00")),
+    ],
+)
+async def test_real_transactions_of_other_sdks_count_their_revenue(
+    name: str, amount: Decimal, ledger: Ledger
+) -> None:
+    (paid,) = await paddle.to_revenue_events(
+        event("transaction.completed", data(name)), resolver=anyone, ledger=ledger
+    )
+    assert paid.amount == amount
+
+
+@pytest.mark.parametrize("name", ["php_adjustment.created", "sdk_sim_adjustment.created"])
+async def test_real_refunds_count_once_approved_without_their_tax(name: str) -> None:
+    pending = data(name)
+    assert await paddle.to_revenue_events(event("adjustment.created", pending)) == []
+    approved = pending | {"status": "approved"}
+    (refund,) = await paddle.to_revenue_events(
+        event("adjustment.updated", approved), resolver=anyone
+    )
+    assert (refund.event_type, refund.amount) == (EventType.REFUND, Decimal("-0.92"))
+
+
+async def test_a_real_credit_is_no_revenue_event() -> None:
+    credit = data("sdk_api_adjustment.credit.aud") | {"status": "approved"}
+    assert await paddle.to_revenue_events(event("adjustment.updated", credit)) == []
+
+
+async def test_a_scheduled_pause_is_not_yet_a_churn(ledger: Ledger) -> None:
+    scheduled = data("sdk_api_subscription.scheduled_change")  # active, pausing later
+    assert scheduled["scheduled_change"]["action"] == "pause"
+    updated = event("subscription.updated", scheduled)
+    assert await paddle.to_revenue_events(updated, resolver=no_resolver, ledger=ledger) == []
+    assert await paddle.to_revenue_events(updated, resolver=no_resolver) == []

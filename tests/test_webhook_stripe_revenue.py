@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pulsora_revenue import EventType
-from pulsora_revenue.webhooks import MemoryLedger, SQLiteLedger, stripe
+from pulsora_revenue.webhooks import MemoryLedger, Observation, SQLiteLedger, stripe
 
 from .test_webhook_stripe import (
     ATTRIBUTION,
@@ -337,3 +338,22 @@ async def test_the_sqlite_ledger_remembers_across_restarts(tmp_path: Path) -> No
         assert await ledger.reported(f"stripe:{sub['id']}") == 0
     assert again[0].mrr_impact == Decimal("20.00")  # the same answer as the first time
     assert churn.mrr_impact == Decimal("-20.00")
+
+
+async def test_a_seeded_ledger_reports_only_what_changes_from_there() -> None:
+    sub, more = subscription(), subscription(quantity=2)
+    ledger = MemoryLedger()
+    seeded = datetime(2023, 1, 1, tzinfo=UTC)  # before the events below
+    await ledger.observe(
+        Observation(
+            f"stripe:{sub['id']}", "seed", seeded, Decimal("20.00"), settle=True, billing=True
+        )
+    )
+    (renewal,), _, (upgrade,) = await through(
+        ledger,
+        event("invoice.paid", paid(sub, "subscription_cycle", 2000, 1_700_000_100), id="evt_1"),
+        event("customer.subscription.updated", more, id="evt_2", created=1_700_000_200),
+        event("invoice.paid", paid(more, "subscription_cycle", 4000, 1_700_000_300), id="evt_3"),
+    )
+    assert (renewal.event_type, renewal.mrr_impact) == (EventType.RENEWAL, None)
+    assert (upgrade.event_type, upgrade.mrr_impact) == (EventType.UPGRADE, Decimal("20.00"))

@@ -54,3 +54,17 @@ async def track() -> None:
         paths: list[str] = [e.path for e in exc.errors]
     except RateLimitError as exc:
         wait: float | None = exc.retry_after
+
+
+async def webhooks(payload: bytes, header: str) -> None:
+    from pulsora_revenue.webhooks import Ledger, MemoryLedger, SQLiteLedger, paddle, stripe
+
+    ledger: Ledger = MemoryLedger()
+    async with SQLiteLedger("ledger.sqlite") as on_disk:
+        ledger = on_disk
+    event = stripe.verify(payload, header, "whsec_x", tolerance=None)
+    events: list[RevenueEvent] = await stripe.to_revenue_events(
+        event, ledger=ledger, include_tax=True
+    )
+    event = paddle.verify(payload, header, ["pdl_a", "pdl_b"], tolerance=5.0)
+    events = await paddle.to_revenue_events(event, ledger=ledger)
