@@ -20,7 +20,6 @@ from ._stripe_context import (
     Context,
     Sources,
     customer,
-    exponent,
     extra,
     money,
     own_metadata,
@@ -221,6 +220,3 @@ def _invoice_sources(invoice: Node) -> Sources:
     for line in lines.items("data") if lines else []:
         sources.append((f"{line.path}.metadata", line.metadata("metadata")))
     return sources
-
-
-__all__ = ["exponent", "invoice_paid", "subscription_changed"]
