@@ -13,6 +13,7 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
+from ._config import Token
 from ._errors import ConfigurationError
 from ._fields import lone_surrogate
 
@@ -35,7 +36,7 @@ class Checkpoint:
     for another endpoint is refused.
     """
 
-    def __init__(self, path: str | Path, *, endpoint: str, token: str) -> None:
+    def __init__(self, path: str | Path, *, endpoint: str, token: Token | str) -> None:
         self.path = Path(path)
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -55,7 +56,7 @@ class Checkpoint:
         # (kept as a digest: the file must not hold a secret).
         # One that holds nothing yet (its first run was stopped by a wrong token, say)
         # belongs to no project: it takes this run's.
-        account = hashlib.sha256(f"pulsora-revenue/checkpoint\x1f{token}".encode()).hexdigest()
+        account = _account(token)
         keep = "IGNORE" if len(self) else "REPLACE"
         for key, value, what in (
             ("endpoint", endpoint, f"for {endpoint}"),
@@ -90,3 +91,9 @@ class Checkpoint:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _account(token: Token | str) -> str:
+    """The digest a checkpoint keeps of the token, revealed here only (not in a caller's locals)."""
+    plain = token.reveal() if isinstance(token, Token) else token
+    return hashlib.sha256(f"pulsora-revenue/checkpoint\x1f{plain}".encode()).hexdigest()

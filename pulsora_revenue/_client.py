@@ -18,7 +18,7 @@ import httpx
 
 from . import _json
 from ._bulk import make_batch
-from ._config import redact, resolve_endpoint, resolve_token
+from ._config import SecretHeaders, hide, resolve_endpoint, resolve_token
 from ._convert import CONVERTER, encode, to_event
 from ._delivery import Channel, TrackResult
 from ._drain import Drainer, drain_channel
@@ -68,7 +68,11 @@ class Revenue:
         backend: Backend | None = None,
         outbox: str | PathLike[str] | None = None,
     ) -> None:
-        self._token = resolve_token(api_token)
+        # First of all: a traceback rendered with its locals (Sentry, rich) shows
+        # this frame's, and from here on they hold the token only redacted.
+        token = hide(api_token)
+        del api_token
+        self._token = resolve_token(token)
         self._url = resolve_endpoint(endpoint)
         self._shown_url = str(self._url)
         self._timeout = to_seconds(timeout)
@@ -100,8 +104,10 @@ class Revenue:
         )
 
     def __repr__(self) -> str:
-        state = " closed" if self._closed else ""
-        return f"<Revenue{state} endpoint={self._shown_url!r} token={redact(self._token)!r}>"
+        # Safe on a half-built client too: a traceback of a failed __init__ shows one.
+        state = " closed" if getattr(self, "_closed", False) else ""
+        endpoint, token = getattr(self, "_shown_url", "?"), getattr(self, "_token", "?")
+        return f"<Revenue{state} endpoint={endpoint!r} token={str(token)!r}>"
 
     @property
     def endpoint(self) -> str:
@@ -315,7 +321,7 @@ class Revenue:
             raise ClientClosedError(f"{self!r} is closed; create a new Revenue client")
 
     def _new_sender(self, pool: int) -> Sender:
-        headers = request_headers(self._token)
+        headers = SecretHeaders(request_headers(self._token.reveal()), self._token)
         configured = self._client is not None or self._transport is not None
         backend = choose_backend(self._backend, configured=configured)
         logger.debug("sending with %s (%d connections at most)", backend, pool)
@@ -329,4 +335,4 @@ class Revenue:
 
     def _scrub(self, text: str) -> str:
         """Remove the token from anything the server echoed back."""
-        return text.replace(self._token, redact(self._token)) if self._token in text else text
+        return self._token.scrub(text)

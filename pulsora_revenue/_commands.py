@@ -19,7 +19,7 @@ from rich.console import Console
 from ._backfill import Tally, backfill, replacing
 from ._checkpoint import Checkpoint
 from ._client import Revenue
-from ._config import resolve_endpoint, resolve_token
+from ._config import Token, hide, resolve_endpoint, resolve_token
 from ._convert import to_event
 from ._errors import ConfigurationError, PulsoraError, ValidationError
 from ._rows import count_rows, guess_format, opened, read
@@ -35,7 +35,7 @@ def run_backfill(args: argparse.Namespace, console: Console) -> int:
     a refused run changes neither the checkpoint nor the failures file.
     """
     token = _token(args)
-    revenue = Revenue(token, endpoint=args.endpoint)
+    revenue = Revenue(token.reveal(), endpoint=args.endpoint)
     form = guess_format(args.file, args.format)
     stem = "pulsora-backfill" if args.file == "-" else args.file  # stdin: the current folder
     checkpoint_path = Path(args.checkpoint or f"{stem}.checkpoint.sqlite")
@@ -48,7 +48,9 @@ def run_backfill(args: argparse.Namespace, console: Console) -> int:
     with (
         opened(args.file) as handle,
         replacing(failures_path) as failures,
-        closing(Checkpoint(checkpoint_path, endpoint=revenue.endpoint, token=token)) as checkpoint,
+        closing(
+            Checkpoint(checkpoint_path, endpoint=revenue.endpoint, token=token)
+        ) as checkpoint,
     ):
         from ._console import Display, summary
 
@@ -108,20 +110,22 @@ def _problems(fields: dict[str, object]) -> list[str]:
     return []
 
 
-def _token(args: argparse.Namespace) -> str:
-    """The secret token of a command: demo's, ``--token-file``'s, else the environment's."""
-    token = getattr(args, "token", None) or (
-        _read_token(args.token_file) if args.token_file else None
-    )
+def _token(args: argparse.Namespace) -> Token:
+    """The secret token of a command: demo's, ``--token-file``'s, else the environment's.
+
+    It is never held as text in a local: a traceback may be shown with them.
+    """
+    demo = getattr(args, "token", None)  # the demo's own, made up: no secret
+    token = hide(demo) if demo else _read_token(args.token_file) if args.token_file else None
     return resolve_token(token, passed_as="--token-file PATH")
 
 
-def _read_token(path: str) -> str:
+def _read_token(path: str) -> Token:
     try:
-        token = Path(path).read_text(encoding="utf-8").strip()
+        token = Token(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigurationError(f"cannot read the token file {path}: {exc.strerror}") from None
-    if not token:
+    if not token.reveal().strip():
         raise ConfigurationError(f"the token file {path} is empty")
     return token
 
@@ -243,7 +247,7 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
             dead_before = first.dead
             if args.drain:
                 async with Revenue(
-                    _token(args), endpoint=args.endpoint, outbox=args.path
+                    _token(args).reveal(), endpoint=args.endpoint, outbox=args.path
                 ) as revenue:
                     before = await revenue.outbox_size()
                     left = await revenue.flush(timeout=args.timeout)

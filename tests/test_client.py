@@ -423,7 +423,7 @@ def test_token_and_endpoint_from_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PULSORA_ENDPOINT", "http://127.0.0.1:8787/api/ingest")
     revenue = Revenue()
     assert "127.0.0.1:8787" in repr(revenue)
-    assert revenue._token == TOKEN
+    assert revenue._token.reveal() == TOKEN
 
 
 @pytest.mark.parametrize(
