@@ -9,7 +9,6 @@ input again once the data is fixed.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -79,17 +78,16 @@ def write_failure(out: IO[str], line: int, row: object, error: str) -> None:
     """One line of the failures file: the row's fields, with ``_line`` and ``_error``.
 
     Decimals keep their digits; a line that was not JSON is kept whole in ``_input``.
+    Whatever the row holds, the line is written: what JSON cannot hold, or is
+    nested too deep for any event, is written as text that describes it (the row
+    is invalid either way, and stays so when it is read again).
     """
     record: dict[str, Any] = {"_line": line, "_error": error}
     if isinstance(row, dict):
         record.update(row)
     elif row is not None:
         record["_input"] = row
-    try:
-        text = _json.dumps_body(record).decode()
-    except (TypeError, ValueError):
-        text = json.dumps(record, default=str, ensure_ascii=False)
-    out.write(text + "\n")
+    out.write(_json.dumps_lenient(record) + "\n")
     out.flush()
 
 

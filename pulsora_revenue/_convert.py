@@ -79,8 +79,8 @@ def _structure_event(value: object, _: type[RevenueEvent]) -> RevenueEvent:
         )
     fields: dict[str, Any] = dict.fromkeys(_REQUIRED)
     fields.update((k, v) for k, v in value.items() if k in _FIELD_NAMES)
-    unknown = sorted(repr(k) for k in value if k not in _FIELD_NAMES)
-    errors = [FieldError("<event>", f"unknown field(s): {', '.join(unknown)}.")] if unknown else []
+    unknown = [k for k in value if k not in _FIELD_NAMES]
+    errors = [FieldError("<event>", _unknown_fields(unknown))] if unknown else []
     try:
         event = RevenueEvent(**fields)
     except ValidationError as exc:
@@ -88,6 +88,16 @@ def _structure_event(value: object, _: type[RevenueEvent]) -> RevenueEvent:
     if errors:
         raise ValidationError(errors)
     return event
+
+
+#: The most unknown keys a message names.
+_UNKNOWN_NAMED = 20
+
+
+def _unknown_fields(keys: list[object]) -> str:
+    named = ", ".join(sorted(received(k) for k in keys[:_UNKNOWN_NAMED]))
+    more = f" and {len(keys) - _UNKNOWN_NAMED} more" if len(keys) > _UNKNOWN_NAMED else ""
+    return f"unknown field(s): {named}{more}."
 
 
 #: Metadata values that are already plain (most of them): no call needed.

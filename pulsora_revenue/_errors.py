@@ -6,13 +6,15 @@ The hierarchy::
     ├── ValidationError            (also a ValueError; raised before any I/O)
     ├── ConfigurationError         (also a ValueError; raised at construction)
     ├── ClientClosedError          (the Revenue client was already closed)
+    ├── OutboxError                (the outbox file could not be written or read)
     ├── APIError                   (the API answered, but not with success)
     │   ├── BadRequestError            400
     │   ├── AuthenticationError        401
     │   ├── PermissionDeniedError      403
     │   ├── DuplicateTransactionError  409
     │   ├── RateLimitError             429
-    │   └── ServerError                5xx
+    │   ├── ServerError                5xx
+    │   └── UnexpectedResponseError    a 2xx that is not Pulsora's acceptance
     └── APIConnectionError         (the API gave no answer)
         └── APITimeoutError
 
@@ -30,13 +32,75 @@ if TYPE_CHECKING:
     from ._report import BatchReport
 
 
+#: How much of a received value a message shows.
+SHOWN = 80
+
+
 def received(value: object) -> str:
-    """Describe a received value for a message, shortened if it is long."""
+    """Describe a received value for a message: short, whatever the value is.
+
+    Bounded in time and size: long text is cut, and so are long or deep lists,
+    tuples and dicts (never rendered whole); an int too long to show is given by
+    its size, and a value whose ``repr`` fails is named by its type.
+    """
+    text = _shown(value, SHOWN + 1)
+    return text if len(text) <= SHOWN else f"{text[: SHOWN - 3]}..."
+
+
+def _shown(value: object, room: int) -> str:
+    """A repr of *value*, at most about *room* characters long (cut by the caller)."""
+    if type(value) is str:
+        return repr(value[:room])
+    if type(value) is int and value.bit_length() > _INT_BITS_SHOWN:
+        return f"<an int of {value.bit_length()} bits>"  # its digits: quadratic time
+    if type(value) is list or type(value) is tuple or type(value) is dict:
+        return _shown_container(value, room)
     try:
         text = repr(value)
-    except ValueError:  # an int too long for repr (sys.set_int_max_str_digits)
-        return f"<an int of {value.bit_length()} bits>" if isinstance(value, int) else "<?>"
-    return text if len(text) <= 80 else f"{text[:77]}..."
+    except Exception:  # raised by a __repr__, or a value too deep to render
+        return _unrepresentable(value)
+    return text[:room]
+
+
+#: An int longer than a message can show is described by its size.
+_INT_BITS_SHOWN = 4 * SHOWN
+
+
+def _shown_container(
+    value: list[object] | tuple[object, ...] | dict[object, object], room: int
+) -> str:
+    """Render a list, tuple or dict until *room* is used up; each level takes some."""
+    opening, closing = _BRACKETS[type(value)]
+    parts = [opening]
+    used = len(opening)
+    entries = value.items() if isinstance(value, dict) else ((_NO_KEY, v) for v in value)
+    for count, (key, item) in enumerate(entries):
+        if used >= room:
+            parts.append("...")
+            break
+        if count:
+            parts.append(", ")
+            used += 2
+        text = "" if key is _NO_KEY else f"{_shown(key, room - used)}: "
+        text += _shown(item, room - used - len(text))
+        parts.append(text)
+        used += len(text)
+    if type(value) is tuple and len(value) == 1:
+        parts.append(",")
+    parts.append(closing)
+    return "".join(parts)
+
+
+_NO_KEY = object()  # the key of a list's or tuple's items
+_BRACKETS = {list: ("[", "]"), tuple: ("(", ")"), dict: ("{", "}")}
+
+
+def _unrepresentable(value: object) -> str:
+    kind = type(value)
+    base = next((b for b in kind.__mro__[1:] if b.__module__ == "builtins"), object)
+    if base is not object:
+        return f"<unrepresentable {base.__name__} subclass>"
+    return f"<unrepresentable {kind.__qualname__}>"
 
 
 class PulsoraError(Exception):
@@ -172,3 +236,32 @@ class APIConnectionError(PulsoraError):
 
 class APITimeoutError(APIConnectionError):
     """Pulsora gave no answer in time."""
+
+
+class UnexpectedResponseError(APIError):
+    """A 2xx that is not Pulsora's acceptance: the endpoint does not look like Pulsora's ingest.
+
+    A web server's welcome page, a captive portal, or ``{"success": false}``:
+    nothing says that the event was recorded. ``message`` holds the start of
+    the body. Not retried (the endpoint needs fixing); an outbox keeps the event.
+    """
+
+
+class OutboxError(PulsoraError):
+    """The outbox file could not be written or read: a full disk, a damaged or locked file.
+
+    ``path`` is the file, and the ``sqlite3`` error is the ``__cause__``. When
+    ``track`` could not queue an event, ``delivery_error`` is the failure that
+    made it try: the event was neither delivered nor kept, so track it again
+    (it is safe: Pulsora de-duplicates by transaction_id and event_type).
+    """
+
+    path: str
+    delivery_error: Exception | None
+
+    def __init__(
+        self, description: str, *, path: str, delivery_error: Exception | None = None
+    ) -> None:
+        super().__init__(description)
+        self.path = path
+        self.delivery_error = delivery_error

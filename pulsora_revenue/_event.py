@@ -96,9 +96,10 @@ class RevenueEvent:
             ),
             "mrr_impact": check(_fields.mrr_impact, mrr_impact, kind, kind_known),
             "is_recurring": check(_fields.is_recurring, is_recurring),
-            "metadata": check(_fields.metadata, raw_metadata),
-            "occurred_at": check(_fields.occurred_at, raw_occurred_at),
         }
+        room = check(_fields.text_room, normalised)  # what the strings leave for metadata
+        normalised["metadata"] = check(_fields.metadata, raw_metadata, room)
+        normalised["occurred_at"] = check(_fields.occurred_at, raw_occurred_at)
         if errors:
             raise ValidationError(errors)
         self.__attrs_init__(**normalised)

@@ -8,16 +8,18 @@ into HTTP.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal
 from typing import Any
 
 import anyio
 import attrs
 
+from ._errors import received
 from ._ingest import Answer, Ingest, redact_body
+from ._money import parse_decimal
 
 _REASONS: Mapping[int, str] = {
     401: "Invalid API token",  # the contract's own messages, as Pulsora words them
@@ -30,6 +32,9 @@ _REASONS: Mapping[int, str] = {
     503: "Service unavailable",
     504: "Gateway timeout",
 }
+
+
+_FAULT_KEYS = ("status", "retry_after", "delay", "drop")
 
 
 @attrs.frozen(kw_only=True)
@@ -52,15 +57,15 @@ class Fault:
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Fault:
         """Build a fault from its JSON form, as sent to the dev server; ValueError if bad."""
-        unknown = set(value) - {"status", "retry_after", "delay", "drop"}
+        unknown = [key for key in value if key not in _FAULT_KEYS]
         if unknown:
-            raise ValueError(f"unknown fault keys: {', '.join(sorted(unknown))}")
+            raise ValueError(f"unknown fault keys: {received(unknown)}")
         status = value.get("status")
         if status is not None and (type(status) is not int or not 100 <= status <= 599):
-            raise ValueError(f"status must be an HTTP status code, not {status!r}")
+            raise ValueError(f"status must be an HTTP status code, not {received(status)}")
         drop = value.get("drop", False)
         if not isinstance(drop, bool):
-            raise ValueError(f"drop must be true or false, not {drop!r}")
+            raise ValueError(f"drop must be true or false, not {received(drop)}")
         return cls(
             status=status,
             retry_after=_seconds(value.get("retry_after"), "retry_after"),
@@ -81,9 +86,10 @@ class Fault:
 def _seconds(value: object, name: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+    number = parse_decimal(value) if not isinstance(value, str) else None  # no huge int converted
+    if number is not None and number >= 0 and math.isfinite(float(number)):
+        return float(number)
+    raise ValueError(f"{name} must be a number of seconds, not {received(value)}")
 
 
 #: The faults chaos mode draws from.

@@ -30,6 +30,15 @@ MAX_METADATA_DEPTH = 16
 #: and none is written out with more than a few hundred digits.
 MAX_METADATA_DIGITS = 400
 
+#: How many values metadata may hold in all: list items and mapping values, at
+#: every level. Counted as it is copied: a huge one is not walked to its end.
+MAX_METADATA_VALUES = 10_000
+
+#: How much text an event may hold, in characters: its strings, metadata keys and
+#: values included. An event with more cannot fit in a request of 1 MiB (the most
+#: the emulator takes, and about what Pulsora answers 413 to).
+MAX_EVENT_TEXT = 1024 * 1024
+
 
 class EventType(enum.StrEnum):
     """The kinds of revenue event Pulsora knows."""
@@ -216,7 +225,16 @@ def occurred_at(value: object, path: str = "occurred_at") -> datetime | None:
                 f"Received: {received(value)}.",
             )
         )
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    try:
+        offset = moment.utcoffset()
+    except (ValueError, TypeError):  # a tzinfo whose offset is no timedelta, or over a day
+        raise Invalid(
+            FieldError(
+                path,
+                f"{path} has a time zone without a valid UTC offset. Received: {received(value)}.",
+            )
+        ) from None
+    if offset is None:
         raise Invalid(
             FieldError(
                 path,
@@ -226,14 +244,46 @@ def occurred_at(value: object, path: str = "occurred_at") -> datetime | None:
         )
     try:
         return moment.astimezone(UTC)
-    except OverflowError:
+    except (OverflowError, ValueError, TypeError):
         raise Invalid(
             FieldError(path, f"{path} is out of range in UTC. Received: {received(value)}.")
         ) from None
 
 
-def metadata(value: object) -> Mapping[str, JSONValue] | None:
-    """Return a frozen copy of *value* if it is a mapping of JSON values."""
+def text_room(fields: Mapping[str, str | None]) -> int:
+    """How much text metadata may hold besides the strings of *fields*.
+
+    Raises ``Invalid`` if the strings alone hold more than ``MAX_EVENT_TEXT``.
+    """
+    used = (
+        len(fields["visitor_fingerprint"] or "")
+        + len(fields["session_id"] or "")
+        + len(fields["customer_id"] or "")
+        + len(fields["transaction_id"] or "")
+        + len(fields["payment_processor"] or "")
+        + len(fields["customer_subscription_id"] or "")
+    )
+    if used > MAX_EVENT_TEXT:
+        raise Invalid(FieldError("<event>", _TOO_MUCH_TEXT))
+    return MAX_EVENT_TEXT - used
+
+
+_TOO_MUCH_TEXT = (
+    f"an event may hold at most {MAX_EVENT_TEXT} characters of text in all, "
+    "metadata keys and values included."
+)
+_TOO_MANY_VALUES = (
+    f"metadata may hold at most {MAX_METADATA_VALUES} values in all "
+    "(list items and mapping values, at every level)."
+)
+
+
+def metadata(value: object, room: int | None = MAX_EVENT_TEXT) -> Mapping[str, JSONValue] | None:
+    """Return a frozen copy of *value* if it is a mapping of JSON values.
+
+    Its keys and values may hold *room* characters of text (None: any; the
+    event is refused for its size already).
+    """
     if value is None:
         return None
     if not isinstance(value, Mapping):
@@ -243,31 +293,60 @@ def metadata(value: object) -> Mapping[str, JSONValue] | None:
                 f"metadata must be a mapping of JSON values. Received: {received(value)}.",
             )
         )
-    errors: list[FieldError] = []
-    frozen = _freeze(value, "metadata", 0, errors)
-    if errors:
-        raise Invalid(*errors)
+    walk = _Walk(room)
+    frozen = _freeze(value, "metadata", 0, walk)
+    if walk.errors:
+        raise Invalid(*walk.errors)
     assert isinstance(frozen, Mapping)
     return frozen or None
 
 
-def _freeze(value: object, path: str, depth: int, errors: list[FieldError]) -> JSONValue:
+class _Walk:
+    """Copying metadata: the problems found, and what room is left."""
+
+    __slots__ = ("errors", "over", "room", "values")
+
+    def __init__(self, room: int | None) -> None:
+        self.errors: list[FieldError] = []
+        self.values = MAX_METADATA_VALUES  # counting down, as room does
+        self.room = room
+        self.over = False
+
+    def take(self, text: int, values: int = 0) -> bool:
+        """Take room for *values* more values and *text* characters; False if there is none."""
+        self.values -= values
+        if self.room is not None:
+            self.room -= text
+        if self.values >= 0 and (self.room is None or self.room >= 0):
+            return True
+        if not self.over:  # said once, at the top: the walk stops here
+            self.over = True
+            problem = _TOO_MANY_VALUES if self.values < 0 else _TOO_MUCH_TEXT
+            self.errors.append(FieldError("metadata", problem))
+        return False
+
+
+def _freeze(value: object, path: str, depth: int, walk: _Walk) -> JSONValue:
     """Copy a JSON value into immutable containers, noting every bad part."""
     if depth > MAX_METADATA_DEPTH:
-        errors.append(FieldError(path, f"{path} nests deeper than {MAX_METADATA_DEPTH} levels."))
+        walk.errors.append(
+            FieldError(path, f"{path} nests deeper than {MAX_METADATA_DEPTH} levels.")
+        )
         return None
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
+        if not walk.take(len(value)):
+            return None
         if lone_surrogate(value):
-            errors.append(surrogate_error(path, path, value))
+            walk.errors.append(surrogate_error(path, path, value))
             return None
         return value
     if isinstance(value, int | float | Decimal):
         number = parse_decimal(value)
         if number is not None and within(number, MAX_METADATA_DIGITS):
             return value
-        errors.append(
+        walk.errors.append(
             FieldError(
                 path,
                 f"{path} must be a finite number, with at most {MAX_METADATA_DIGITS} digits "
@@ -276,21 +355,15 @@ def _freeze(value: object, path: str, depth: int, errors: list[FieldError]) -> J
         )
         return None
     if isinstance(value, Mapping):
-        items: dict[str, JSONValue] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                errors.append(
-                    FieldError(path, f"{path} keys must be strings. Received: {received(key)}.")
-                )
-                continue
-            if lone_surrogate(key):
-                errors.append(surrogate_error(path, f"{path} keys", key))
-                continue
-            items[key] = _freeze(item, _child(path, key), depth + 1, errors)
-        return MappingProxyType(items)
+        return _freeze_mapping(value, path, depth, walk)
     if isinstance(value, list | tuple):
-        return tuple(_freeze(v, f"{path}[{i}]", depth + 1, errors) for i, v in enumerate(value))
-    errors.append(
+        items: list[JSONValue] = []
+        for i, item in enumerate(value):
+            if not walk.take(0, 1):
+                break
+            items.append(_freeze(item, f"{path}[{i}]", depth + 1, walk))
+        return tuple(items)
+    walk.errors.append(
         FieldError(
             path,
             f"{path} must be a JSON value (str, number, bool, None, list or mapping). "
@@ -300,5 +373,28 @@ def _freeze(value: object, path: str, depth: int, errors: list[FieldError]) -> J
     return None
 
 
+def _freeze_mapping(
+    value: Mapping[object, object], path: str, depth: int, walk: _Walk
+) -> Mapping[str, JSONValue]:
+    items: dict[str, JSONValue] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            if not walk.take(0, 1):
+                break
+            walk.errors.append(
+                FieldError(path, f"{path} keys must be strings. Received: {received(key)}.")
+            )
+            continue
+        if not walk.take(len(key), 1):
+            break
+        if lone_surrogate(key):
+            walk.errors.append(surrogate_error(path, f"{path} keys", key))
+            continue
+        items[key] = _freeze(item, _child(path, key), depth + 1, walk)
+    return MappingProxyType(items)
+
+
 def _child(path: str, key: str) -> str:
-    return f"{path}.{key}" if key.isidentifier() else f"{path}[{key!r}]"
+    """The path of *key* below *path*: ``metadata.plan``, or ``metadata['plan-name']``."""
+    # str's own methods: a subclass's may do anything (received() would call its __repr__)
+    return f"{path}.{key}" if str.isidentifier(key) else f"{path}[{received(str.__str__(key))}]"

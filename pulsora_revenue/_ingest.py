@@ -18,7 +18,7 @@ import attrs
 from . import _json
 from ._config import redact
 from ._convert import CONVERTER
-from ._errors import ValidationError
+from ._errors import ValidationError, received
 from ._event import OCCURRED_AT_KEY, RevenueEvent
 
 #: Bodies larger than this are refused before they are parsed.
@@ -161,7 +161,7 @@ class Ingest:
         kind = payload.get("type")
         if kind not in INGEST_TYPES:
             choices = ", ".join(INGEST_TYPES)
-            return _invalid(f"type must be one of: {choices}. Received: {kind!r}."), None
+            return _invalid(f"type must be one of: {choices}. Received: {received(kind)}."), None
         if kind != "revenue":
             return _accepted(), None  # accepted and, in this emulator, not kept
         if not token.startswith("sec_"):

@@ -24,6 +24,10 @@ MAX_DIGITS = 30
 #: number with millions of digits would take minutes.
 MAX_HELPER_DIGITS = 1000
 
+#: An int of more bits than this has more digits than any limit here allows
+#: (2**3400 > 10**1000). It is not converted: that takes time quadratic in its length.
+_MAX_INT_BITS = 3400
+
 
 def to_decimal(value: object) -> Decimal | None:
     """Return *value* as a ``Decimal`` fit for an event, or None.
@@ -39,14 +43,18 @@ def to_decimal(value: object) -> Decimal | None:
 
 
 def parse_decimal(value: object) -> Decimal | None:
-    """Return *value* as a finite ``Decimal`` of any size, or None if it is no number."""
+    """Return *value* as a finite ``Decimal``, or None if it is no number.
+
+    An int too long for any limit comes back as a power of ten of its sign and
+    about its size, beyond every limit, instead of being converted digit for digit.
+    """
     number: Decimal | None = None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        number = Decimal(value)
-    elif isinstance(value, float):
-        number = Decimal(repr(value)) if math.isfinite(value) else None
+        number = Decimal(value) if int.bit_length(value) <= _MAX_INT_BITS else _beyond(value)
+    elif isinstance(value, float):  # float's own repr: a subclass's may say anything
+        number = Decimal(float.__repr__(value)) if math.isfinite(value) else None
     elif isinstance(value, Decimal):
         number = value
     elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
@@ -55,6 +63,11 @@ def parse_decimal(value: object) -> Decimal | None:
         except InvalidOperation:  # an exponent beyond what Decimal can hold
             return None
     return number if number is not None and number.is_finite() else None
+
+
+def _beyond(value: int) -> Decimal:
+    """A number of *value*'s sign with more digits than any limit allows."""
+    return Decimal((int(value < 0), (1,), _MAX_INT_BITS * 3 // 10))
 
 
 def within(number: Decimal, digits: int) -> bool:
@@ -68,9 +81,11 @@ def normalise_currency(value: object) -> str:
     """Return *value* as an upper-case active ISO 4217 code, or raise ValueError."""
     code = value.strip() if isinstance(value, str) else None
     if code is None or len(code) != 3 or not code.isascii() or not code.isalpha():
-        raise ValueError(f"currency must be a three-letter ISO 4217 code. Received: {value!r}.")
+        raise ValueError(
+            f"currency must be a three-letter ISO 4217 code. Received: {received(value)}."
+        )
     if code.upper() not in MINOR_UNITS:
-        raise ValueError(f"currency must be an active ISO 4217 code. Received: {value!r}.")
+        raise ValueError(f"currency must be an active ISO 4217 code. Received: {received(value)}.")
     return code.upper()
 
 
@@ -134,8 +149,9 @@ def _as_integer(amount: object) -> int:
     if isinstance(amount, str) and _INTEGER.fullmatch(amount.strip()):
         if len(amount.strip().lstrip("+-")) <= MAX_HELPER_DIGITS:
             return int(amount)
-    elif isinstance(amount, int) and not isinstance(amount, bool):  # noqa: SIM102
-        if within(Decimal(amount), MAX_HELPER_DIGITS):
+    elif isinstance(amount, int) and not isinstance(amount, bool):
+        number = parse_decimal(amount)  # not Decimal(amount): that is quadratic in its length
+        if number is not None and within(number, MAX_HELPER_DIGITS):
             return amount
     raise ValidationError(
         [

@@ -7,6 +7,7 @@ import enum
 import attrs
 
 from ._delivery import TrackResult
+from ._errors import received
 from ._event import RevenueEvent
 
 
@@ -31,7 +32,7 @@ class Outcome:
 
     index: int
     event: RevenueEvent | None
-    input: object
+    input: object = attrs.field(repr=received)  # shown short: it may be huge, deep or hostile
     status: OutcomeStatus
     error: Exception | None = None
     result: TrackResult | None = None
@@ -42,7 +43,7 @@ class BatchFailure:
     """An invalid or failed event, kept in ``BatchReport.failures``."""
 
     index: int
-    input: object
+    input: object = attrs.field(repr=received)
     error: Exception
 
 
@@ -67,8 +68,10 @@ class BatchReport:
 
     ``total`` counts every event that got an outcome; ``failures`` lists the
     invalid and failed ones (when ``keep_failures`` was true), in completion
-    order. ``stopped`` is true when the run ended early (an authentication
-    error, or cancellation).
+    order. ``stopped`` is true when the run ended early: an authentication
+    error or a closed client (raised, with this report), or its ``time_limit``
+    (returned: every event read then has its outcome, those not sent a failed
+    one, and the input was read no further than index ``total``).
     """
 
     total: int = 0

@@ -27,6 +27,7 @@ Format = Literal["jsonl", "csv"]
 
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _LEADING_ZERO = re.compile(r"-?0[0-9]")  # a zip code or an id, not a number
+_INT_DIGITS = 600  # a cell with more digits is read as a Decimal
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
@@ -82,8 +83,10 @@ def _read_jsonl(handle: IO[str]) -> Iterator[Row]:
 def _jsonl_row(number: int, line: str) -> Row:
     try:
         value = _json.loads(line)
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         return Row(number, None, f"not valid JSON: {exc}", raw=line)
+    except RecursionError:  # about 1,000 levels: far deeper than any event may nest
+        return Row(number, None, "JSON nested too deeply to read", raw=line)
     if not isinstance(value, dict):
         return Row(number, None, f"expected a JSON object, got {type(value).__name__}", raw=line)
     fields = {k: v for k, v in value.items() if not k.startswith("_")}
@@ -150,7 +153,8 @@ def _cell(cell: str) -> Any:
     """A metadata cell: a number or boolean when it plainly is one, else the text."""
     text = cell.strip()
     if _NUMBER.fullmatch(text) and not _LEADING_ZERO.match(text):
-        return Decimal(text) if "." in text else int(text)
+        # int() refuses more than 4,300 digits (and takes quadratic time): a Decimal does not
+        return Decimal(text) if "." in text or len(text) > _INT_DIGITS else int(text)
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     return cell

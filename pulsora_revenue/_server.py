@@ -137,7 +137,9 @@ def create_app(
                 fields = dict(spec["outage"])
                 seconds = float(fields.pop("seconds"))
                 outage = Fault.from_json(fields), seconds
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        except RecursionError:  # json.loads of a body nested about 1,000 deep
+            return json_response({"error": "Bad fault script: it nests too deeply."}, 400)
+        except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
             return json_response({"error": f"Bad fault script: {exc}"}, 400)
         faults.script(scripted)
         if chaos is not None:

@@ -727,3 +727,56 @@ def test_the_backfill_example_prints_only_paths_that_exist(
         printed = re.findall(r"(?<!\S)/\S+", done.stdout)
         assert [path for path in printed if not Path(path).exists()] == [], done.stdout
     assert f"in {tmp_path / 'failures.jsonl'}" in done.stdout
+
+
+# -- hostile rows: deep, huge (issue 17) -------------------------------------------------
+
+
+def deep_row(levels: int, field: str = "transaction_id") -> str:
+    """A JSON line whose *field* is nested *levels* deep: deep, but not too deep to read."""
+    return json.dumps({**EVENT, field: "__deep__"}).replace(
+        '"__deep__"', "[" * levels + '"x"' + "]" * levels
+    )
+
+
+@pytest.mark.parametrize("field", ["transaction_id", "amount", "currency", "metadata"])
+def test_a_row_nested_deep_is_one_failure_of_every_backfill(
+    env: DevServer, tmp_path: Path, field: str
+) -> None:
+    source = write_jsonl(tmp_path / "p.jsonl", purchases(3), [deep_row(900, field) + "\n"])
+    assert main(["backfill", str(source), "--no-progress"]) == 1  # one row failed
+    assert len(env.events()) == 3
+    failures = tmp_path / "p.jsonl.failures.jsonl"
+    (line,) = failures.read_text().splitlines()
+    record = json.loads(line)
+    assert record["_line"] == 4
+    assert f"{field}: " in record["_error"]
+    for _ in range(2):  # and again, from the failures file: the same row, the same failure
+        assert main(["backfill", str(failures), "--no-progress"]) == 1
+        failures = failures.with_name(f"{failures.name}.failures.jsonl")
+        (again,) = [json.loads(text) for text in failures.read_text().splitlines()]
+        assert (again["_line"], again["_error"]) == (1, record["_error"])
+
+
+def test_validate_reports_rows_nested_deep(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As deep as JSON is read, and deeper: where describing a value failed depends on the stack.
+    rows = [deep_row(levels, "amount") + "\n" for levels in range(850, 1000)]
+    source = write_jsonl(tmp_path / "p.jsonl", purchases(1), rows)
+    assert main(["validate", str(source)]) == 1
+    out = capsys.readouterr().out
+    assert "line 2: amount: amount must be a positive number. Received:" in out
+    assert "151 rows checked, 150 invalid." in out
+
+
+def test_a_csv_number_of_thousands_of_digits_is_an_invalid_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "p.csv"
+    source.write_text(
+        HEADER.replace("\n", ",metadata.n\n") + f"fp,s,c,5,t1,purchase,{'9' * 5000}\n"
+    )
+    assert main(["validate", str(source)]) == 1
+    out = capsys.readouterr().out
+    assert "line 2: metadata.n: metadata.n must be a finite number, with at most 400 digits" in out

@@ -124,6 +124,13 @@ for _field in DATA:
         if _field == "event_type" and _bad is None:
             continue  # optional
         MALFORMED.append((f"{_field}={_bad!r}", body({**DATA, _field: _bad}), _field))
+MALFORMED += [  # hostile input (issue 17): a 400 that says why, never a 500
+    ("deep type", body(kind=nested(900)), "type must be one of"),
+    ("deep amount", body({**DATA, "amount": nested(900)}), "amount must be a positive number"),
+    ("metadata of many values", body({**DATA, "metadata": {"a": [0] * 10_001}}), "at most 10000"),
+    ("huge number", body({**DATA, "metadata": {"n": 10**4000}}), "at most 400 digits"),
+    ("huge exponent", body({**DATA, "amount": "1e999999999"}), "amount is out of range"),
+]
 
 
 @pytest.mark.parametrize(("name", "payload", "wanted"), MALFORMED, ids=[m[0] for m in MALFORMED])
