@@ -26,12 +26,24 @@ from ._errors import (
     PulsoraError,
     RateLimitError,
     ServerError,
+    UnexpectedResponseError,
 )
 from ._event import RevenueEvent
 from ._retry import Observation, parse_retry_after
 
 #: How much of a non-JSON error body is quoted in an exception message.
 MAX_QUOTED_BODY = 200
+
+#: The most of an answer's body that is read: Pulsora accepts with ``{"success": true}``,
+#: and of an error only the start is quoted. The rest is not read, and the
+#: connection is dropped, so that memory stays flat whatever a server sends.
+MAX_ACCEPTANCE_BODY = 1024
+MAX_ERROR_BODY = 8192
+
+#: Pulsora's acceptance, as messages show it, and as it comes (recognised without
+#: decoding JSON).
+ACCEPTANCE = '{"success": true}'
+_ACCEPTANCES = frozenset({ACCEPTANCE.encode(), ACCEPTANCE.replace(" ", "").encode()})
 
 
 @attrs.frozen
@@ -47,6 +59,7 @@ class Reply:
     message: str = ""
     failure: str = ""
     timed_out: bool = False
+    cut: bool = False  # the body ran past ``body_limit``: the rest was not read
 
 
 #: The replies to a success, made once: they are immutable, and the common case.
@@ -84,15 +97,45 @@ def key_digest(event: RevenueEvent) -> bytes:
     ).digest()
 
 
+def body_limit(status: int) -> int:
+    """How much of the body of an answer with *status* is read, at most."""
+    return MAX_ACCEPTANCE_BODY if 200 <= status < 300 else MAX_ERROR_BODY
+
+
 def answered(
-    status: int, headers: Mapping[str, str], content: bytes, scrub: Callable[[str], str]
+    status: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    scrub: Callable[[str], str],
+    *,
+    cut: bool = False,
 ) -> Reply:
-    """The reply for an HTTP answer: its status, Retry-After, and error text."""
+    """The reply for an HTTP answer: its status, Retry-After, and error text.
+
+    *content* is at most ``body_limit(status)`` bytes of the body; *cut* says
+    that the body went on. A 2xx counts only when it is Pulsora's acceptance.
+    """
     if 200 <= status < 300:
-        return _ACCEPTED.get(status) or Reply(Observation(status))
+        if not cut and is_acceptance(status, content):
+            return _ACCEPTED.get(status) or Reply(Observation(status))
+        start = shorten(scrub(content.decode("utf-8", errors="replace").strip()))
+        return Reply(Observation(status, foreign=True), message=start, cut=cut)
     retry_after = parse_retry_after(headers.get("Retry-After"))
     message = shorten(scrub(server_message(status, headers, content)))
-    return Reply(Observation(status, retry_after=retry_after), message=message)
+    return Reply(Observation(status, retry_after=retry_after), message=message, cut=cut)
+
+
+def is_acceptance(status: int, content: bytes) -> bool:
+    """Whether a 2xx body is Pulsora's: JSON with ``success`` true, or an empty 202 or 204."""
+    if content in _ACCEPTANCES:  # the common case, without decoding
+        return True
+    if not content.strip():
+        return status in (202, 204)
+    try:
+        body = _json.loads(content)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(body, Mapping) and body.get("success") is True
 
 
 def no_answer(
@@ -184,6 +227,13 @@ def to_exception(
     status = reply.seen.status_code
     what = f"transaction {event.transaction_id!r}"
     tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    earlier = " An earlier attempt may have been recorded: its answer was lost."
+    if status is not None and reply.seen.foreign:
+        text = f"HTTP {status} for {what} after {tries}, {_not_pulsoras(reply, url)}"
+        text += earlier if maybe_delivered else ""
+        return UnexpectedResponseError(
+            text, status_code=status, message=reply.message, attempts=attempts
+        )
     if status is None:
         kind = APITimeoutError if reply.timed_out else None
         cause = reply.failure
@@ -204,9 +254,11 @@ def to_exception(
         else (APIError, "Unexpected answer from Pulsora: check the endpoint URL."),
     )
     quoted = f": {reply.message}" if reply.message else ""
+    if reply.cut:
+        quoted += f" [body cut off at {MAX_ERROR_BODY} bytes; the connection was dropped]"
     text = f"HTTP {status}{quoted} for {what} after {tries}. {advice}"
     if maybe_delivered and status < 500:
-        text += " An earlier attempt may have been recorded: its answer was lost."
+        text += earlier
     if error_class is RateLimitError:
         retry_after = reply.seen.retry_after
         if retry_after is not None:
@@ -219,3 +271,20 @@ def to_exception(
             retry_after=retry_after,
         )
     return error_class(text, status_code=status, message=reply.message, attempts=attempts)
+
+
+def _not_pulsoras(reply: Reply, url: str) -> str:
+    """Say why a 2xx *reply* is not Pulsora's acceptance, and what to do."""
+    if reply.cut:
+        body = (
+            f"with a body longer than Pulsora's answer (read up to {MAX_ACCEPTANCE_BODY} "
+            f"bytes, then the connection was dropped): {reply.message}"
+        )
+    else:
+        body = f"with the body: {reply.message}" if reply.message else "with an empty body"
+    return (
+        f"{body}. That is not Pulsora's acceptance ({ACCEPTANCE}): {url} does not "
+        "look like Pulsora's ingest API. Nothing says the event was recorded; check the "
+        "endpoint URL (and any proxy on the way), then track it again (it is safe: Pulsora "
+        "de-duplicates by transaction_id and event_type)."
+    )

@@ -3,7 +3,9 @@
 httpx is the default and what users configure (``http_client=``, ``transport=``).
 aiohttp, installed with the ``speed`` extra, is several times cheaper per
 request; it is used on asyncio when the user configured nothing else. Each
-sender translates its library's exceptions at exactly this boundary.
+sender translates its library's exceptions at exactly this boundary, reads at
+most ``body_limit`` bytes of an answer, and never sends a loopback endpoint's
+requests through a proxy.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import logging
 import os
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Literal, Protocol
 
 import anyio
 import httpx
 import sniffio
 
+from ._config import is_loopback
 from ._errors import ConfigurationError
 
 try:
@@ -27,7 +30,7 @@ except ImportError:  # pragma: no cover - the speed extra is not installed
     HAVE_AIOHTTP = False
 else:
     HAVE_AIOHTTP = True
-from ._http import Reply, answered, lost, no_answer
+from ._http import Reply, answered, body_limit, lost, no_answer
 
 logger = logging.getLogger("pulsora_revenue")
 
@@ -35,6 +38,10 @@ logger = logging.getLogger("pulsora_revenue")
 #: HTTP library's own connect and pool timeouts (at the timeout) fire first and
 #: tell an attempt that never went out from one whose answer was lost.
 ATTEMPT_SLACK = 1.1
+
+#: The most chunks of a closed response's body that ``run_out`` goes through
+#: (those buffered before it was closed): what it reads is thrown away.
+RUN_OUT = 64
 
 Backend = Literal["auto", "httpx", "aiohttp"]
 BACKEND_ENV = "PULSORA_HTTP_BACKEND"
@@ -53,18 +60,96 @@ class Sender(Protocol):
         """Release the connections, if this sender owns them."""
 
 
+def direct(url: str) -> bool:
+    """Whether *url* is reached without a proxy, whatever the environment says.
+
+    Loopback hosts are, and plain http (allowed for them only): a proxy would
+    carry the token across a network, in clear over http.
+    """
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme != "https" or is_loopback(parts.hostname or "")
+
+
 def env_proxy(url: str) -> str | None:
     """The proxy the environment (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``...) sets for *url*.
 
     Read as httpx reads it: ``ALL_PROXY`` when the scheme has none of its own,
-    and ``http://`` before a proxy written without a scheme.
+    and ``http://`` before a proxy written without a scheme. None for a
+    ``direct`` URL.
     """
+    if direct(url):
+        return None
     parts = urllib.parse.urlsplit(url)
     proxies = urllib.request.getproxies()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
     if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def make_httpx_client(
+    url: httpx.URL | str,
+    *,
+    transport: httpx.AsyncBaseTransport | None,
+    limits: httpx.Limits,
+) -> httpx.AsyncClient:
+    """Create our own httpx client for the endpoint *url*: never through a proxy if ``direct``.
+
+    Otherwise httpx takes its proxies from the environment, as usual. The
+    endpoint's origin is mounted on the client's own transport (``None``), which
+    httpx's routing prefers to any proxy the environment sets for a whole scheme.
+    """
+    url = httpx.URL(url)
+    mounts = {f"{url.scheme}://{url.netloc.decode('ascii')}": None} if direct(str(url)) else None
+    return httpx.AsyncClient(transport=transport, limits=limits, mounts=mounts)
+
+
+async def read_httpx(response: httpx.Response) -> tuple[bytes, bool]:
+    """Read a streamed *response*'s body up to ``body_limit``; drop the connection if it goes on."""
+    limit = body_limit(response.status_code)
+    parts: list[bytes] = []
+    size = 0
+    chunks = response.aiter_bytes()
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    else:
+        return b"".join(parts), False
+    await response.aclose()  # not released to the pool: the rest of the body is still coming
+    await run_out(chunks)
+    return b"".join(parts)[:limit], True
+
+
+async def run_out(chunks: AsyncIterator[bytes]) -> None:
+    """Run httpx's chain of async generators over a closed response's body to its end.
+
+    That is what they had buffered, then the error of a closed connection.
+    Left half-run, each would be finalised by the garbage collector, which
+    trio warns about: ``aclosing`` would close only the outermost.
+    """
+    try:
+        for _ in range(RUN_OUT):
+            await anext(chunks)
+    except (StopAsyncIteration, httpx.HTTPError, httpx.StreamError):
+        pass
+
+
+async def read_aiohttp(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+    """Read *response*'s body up to ``body_limit``, dropping the connection if it goes on."""
+    limit = body_limit(response.status)
+    content = response.content
+    if content.is_eof():  # all in already, as nearly always with the head: no waiting
+        body = content.read_nowait(limit + 1)
+    else:
+        body = b""
+        while len(body) <= limit and (chunk := await content.read(limit + 1 - len(body))):
+            body += chunk
+    if len(body) <= limit:
+        return body, False
+    response.close()  # not released to the pool: the rest of the body is still coming
+    return body[:limit], True
 
 
 def deadline_passed() -> Reply:
@@ -118,7 +203,11 @@ class HttpxSender:
         )
         try:
             with anyio.fail_after(attempt_limit(budget, self._timeout)):
-                response = await self._client.send(request, follow_redirects=False)
+                response = await self._client.send(request, follow_redirects=False, stream=True)
+                try:
+                    content, cut = await read_httpx(response)
+                finally:
+                    await response.aclose()
         except TimeoutError as exc:
             return out_of_time(exc, budget, self._timeout)
         except httpx.ConnectTimeout as exc:
@@ -133,7 +222,7 @@ class HttpxSender:
             return no_answer(exc, scrub)  # the answer was lost on the way
         except httpx.HTTPError as exc:
             return no_answer(exc, scrub, sent=False, retryable=False)
-        return answered(response.status_code, response.headers, response.content, scrub)
+        return answered(response.status_code, response.headers, content, scrub, cut=cut)
 
     async def aclose(self) -> None:
         if self._owned:
@@ -177,15 +266,8 @@ class AiohttpSender:
                 allow_redirects=False,
                 proxy=self._proxy,
             ) as response:
-                status = response.status
-                # Nothing in an acceptance's body is used: when it is all in (as it
-                # nearly always is, with the head), not reading it saves aiohttp about
-                # a twentieth of a request. One still on its way is read, so that a
-                # connection breaking now is a lost answer, as for any other.
-                if 200 <= status < 300 and response.content.is_eof():
-                    return answered(status, response.headers, b"", scrub)
-                content = await response.read()
-                return answered(status, response.headers, content, scrub)
+                content, cut = await read_aiohttp(response)
+                return answered(response.status, response.headers, content, scrub, cut=cut)
         except aiohttp.ConnectionTimeoutError as exc:
             return timed_out(exc, "could not connect", self._timeout, sent=False)
         except aiohttp.ServerTimeoutError as exc:  # a read timed out: it may have landed

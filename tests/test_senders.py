@@ -17,7 +17,15 @@ from pulsora_revenue import ConfigurationError, Revenue, testing
 from pulsora_revenue._convert import encode, to_event
 from pulsora_revenue._http import Reply, idempotency_key
 from pulsora_revenue._retry import Observation
-from pulsora_revenue._senders import AiohttpSender, HttpxSender, Sender, env_proxy
+from pulsora_revenue._senders import (
+    AiohttpSender,
+    Backend,
+    HttpxSender,
+    Sender,
+    direct,
+    env_proxy,
+    make_httpx_client,
+)
 
 from .conftest import DevServer
 from .data import EVENT, TOKEN
@@ -172,11 +180,12 @@ class Loopback:
 
 
 @asynccontextmanager
-async def loopback(answers: Sequence[bytes]) -> AsyncIterator[Loopback]:
+async def loopback(answers: Sequence[bytes], *, host: str = "127.0.0.1") -> AsyncIterator[Loopback]:
     """A raw HTTP/1.1 server that gives each request the next of *answers*, on keep-alive."""
     pending = iter(answers)
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    server = Loopback(f"http://127.0.0.1:{listener.extra(anyio.abc.SocketAttribute.local_port)}/")
+    listener = await anyio.create_tcp_listener(local_host=host)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    server = Loopback(f"http://{f'[{host}]' if ':' in host else host}:{port}/")
 
     async def answer(stream: anyio.abc.SocketStream) -> None:
         server.connections += 1
@@ -234,3 +243,69 @@ async def test_an_acceptance_whose_body_breaks_off_is_a_lost_answer(
     assert broken.seen == Observation(None, sent=True, retryable=True)  # it may have landed
     assert then.seen.status_code == 202
     assert server.connections == 2
+
+
+PROXY = "http://proxy.internal:3128"
+
+LOOPBACK_ENDPOINTS = [
+    "http://127.0.0.1:8787/api/ingest",
+    "http://localhost:8787/api/ingest",
+    "http://[::1]:8787/api/ingest",
+    "http://127.0.0.2/api/ingest",
+    "https://localhost:8443/api/ingest",
+    "https://[::1]/api/ingest",
+]
+
+
+@pytest.fixture
+def proxied(no_proxies: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment that sends everything through ``PROXY``."""
+    for name in ("HTTPS", "HTTP", "ALL"):
+        no_proxies.setenv(f"{name}_PROXY", PROXY)
+    return no_proxies
+
+
+@pytest.mark.parametrize("endpoint", LOOPBACK_ENDPOINTS)
+def test_loopback_is_never_proxied(proxied: pytest.MonkeyPatch, endpoint: str) -> None:
+    assert direct(endpoint)
+    assert env_proxy(endpoint) is None
+    client = make_httpx_client(endpoint, transport=None, limits=httpx.Limits())
+    # httpx's own routing: the client's direct transport, not a proxy's.
+    assert client._transport_for_url(httpx.URL(endpoint)) is client._transport
+
+
+def test_https_endpoints_take_the_environments_proxy(proxied: pytest.MonkeyPatch) -> None:
+    endpoint = "https://pulsora.co/api/ingest"
+    assert not direct(endpoint)
+    assert env_proxy(endpoint) == PROXY
+    client = make_httpx_client(endpoint, transport=None, limits=httpx.Limits())
+    assert client._transport_for_url(httpx.URL(endpoint)) is not client._transport
+    proxied.setenv("NO_PROXY", "pulsora.co")
+    client = make_httpx_client(endpoint, transport=None, limits=httpx.Limits())
+    assert client._transport_for_url(httpx.URL(endpoint)) is client._transport
+
+
+def test_a_transport_of_ones_own_is_kept(proxied: pytest.MonkeyPatch) -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(202))
+    endpoint = LOOPBACK_ENDPOINTS[0]
+    client = make_httpx_client(endpoint, transport=transport, limits=httpx.Limits())
+    assert client._transport_for_url(httpx.URL(endpoint)) is transport
+
+
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+async def test_a_loopback_endpoint_is_reached_directly_whatever_the_proxies(
+    backend: Backend,
+    host: str,
+    anyio_backend_name: str,
+    no_proxies: pytest.MonkeyPatch,
+) -> None:
+    skip_off_asyncio(backend, anyio_backend_name)
+    async with loopback([ACCEPTED]) as proxy, loopback([ACCEPTED], host=host) as endpoint:
+        for name in ("HTTPS", "HTTP", "ALL"):
+            no_proxies.setenv(f"{name}_PROXY", proxy.url)
+        url = f"{endpoint.url}api/ingest"
+        async with Revenue(TOKEN, endpoint=url, backend=backend) as revenue:
+            result = await revenue.track(EVENT)
+    assert result.status_code == 202
+    assert (endpoint.connections, proxy.connections) == (1, 0), "the token went to a proxy"
