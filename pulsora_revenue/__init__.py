@@ -25,10 +25,12 @@ from ._errors import (
     ConfigurationError,
     DuplicateTransactionError,
     FieldError,
+    OutboxError,
     PermissionDeniedError,
     PulsoraError,
     RateLimitError,
     ServerError,
+    UnexpectedResponseError,
     ValidationError,
 )
 from ._event import RevenueEvent
@@ -50,6 +52,7 @@ __all__ = [
     "DuplicateTransactionError",
     "EventType",
     "FieldError",
+    "OutboxError",
     "Outcome",
     "OutcomeStatus",
     "PermissionDeniedError",
@@ -61,6 +64,7 @@ __all__ = [
     "RevenueEvent",
     "ServerError",
     "TrackResult",
+    "UnexpectedResponseError",
     "ValidationError",
     "currency_exponent",
     "from_minor_units",

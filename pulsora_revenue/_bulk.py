@@ -5,12 +5,19 @@ a small buffer), so memory stays proportional to the concurrency, not to the
 number of events. No task is started per event. Events are validated, keyed
 and encoded ``PREPARE_CHUNK`` at a time into a queue that every worker sends
 from, one event each.
+
+A run may have a time limit, on the clock of ``_clock`` (which test mode moves
+by the waits it skips): no event starts once it has passed, an event started
+near it gets only the time left as its deadline, and the events read but not
+sent get a failed ``Outcome``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import math
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
@@ -21,6 +28,7 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
+from datetime import timedelta
 
 import anyio
 import anyio.abc
@@ -34,6 +42,7 @@ from ._delivery import Channel, TrackResult
 from ._errors import (
     APIConnectionError,
     APIError,
+    APITimeoutError,
     AuthenticationError,
     ClientClosedError,
     ConfigurationError,
@@ -45,6 +54,7 @@ from ._event import RevenueEvent
 from ._http import key_digest
 from ._pacing import Pacing, RateGate, TokenBucket
 from ._report import BatchReport, Outcome, OutcomeStatus, Progress
+from ._retry import leaves_time, to_seconds
 
 logger = logging.getLogger("pulsora_revenue")
 
@@ -107,11 +117,17 @@ class Batch:
     on_result: OnResult | None = None
     on_progress: OnProgress | None = None
     keep_failures: bool = True
+    time_limit: float | None = None  # seconds the whole run may take
     report: BatchReport = attrs.Factory(BatchReport)
     in_flight: int = 0
     stop_error: APIError | None = None
     crash: Exception | None = None  # a callback failed: stop at once
     input_error: Exception | None = None  # the input failed: send what was read, then raise
+    timed_out: bool = False  # the time limit passed: send no more, report what was read
+    _started: float = 0.0  # by _clock.now(), for the time limit
+    _reading: anyio.CancelScope | None = None  # the producer's
+    _held: tuple[int, object] | None = None  # read by the producer, not yet handed over
+    _taken: int = 0  # the index after the last one taken from the producer
     _recent: RecentKeys = attrs.Factory(RecentKeys)
     _ready: deque[Job | Outcome] = attrs.Factory(deque)
     _now: Callable[[], float] = attrs.Factory(_clock.loop_clock)  # the loop's clock
@@ -120,16 +136,21 @@ class Batch:
 
     async def run(self, source: Source) -> BatchReport:
         """Send every event of *source*; return the report, or raise what stopped it."""
+        self._started = _clock.now()
         try:
             async with anyio.create_task_group() as outer:
                 if self.on_progress is not None:
                     outer.start_soon(self._tick)
+                if self.time_limit is not None:
+                    outer.start_soon(self._alarm, self.time_limit)
                 async with anyio.create_task_group() as workers:
                     scope = workers.cancel_scope
                     items = self._pull(source, workers)
                     for _ in range(self.concurrency):
                         workers.start_soon(self._guard, scope, self._work(items, scope))
                 outer.cancel_scope.cancel()
+            if self.timed_out and self.crash is None:  # nothing runs now: no more reading
+                self._drop_unsent()
         except BaseExceptionGroup as group:
             error: BaseException = group
             while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
@@ -145,6 +166,7 @@ class Batch:
         if self.crash is not None and closed is None:
             raise self.crash
         self._progress()
+        self.report.stopped = self.timed_out
         stop = closed or self.stop_error  # closed from another task, or a refused token
         if stop is not None:
             self.report.stopped = True
@@ -165,7 +187,7 @@ class Batch:
             return enumerate(source)
         send, receive = anyio.create_memory_object_stream[tuple[int, object]](self.concurrency)
         workers.start_soon(self._guard, workers.cancel_scope, self._produce(source, send))
-        self._receive = receive
+        self._receive, self._reading = receive, anyio.CancelScope()
         return receive
 
     async def _guard(self, scope: anyio.CancelScope, task: Awaitable[None]) -> None:
@@ -184,10 +206,12 @@ class Batch:
             index = 0
             iterator: AsyncIterator[object] | None = None
             try:
-                iterator = aiter(source)
-                async for item in iterator:
-                    await send.send((index, item))
-                    index += 1
+                with self._reading or anyio.CancelScope():  # cancelled when the time is up
+                    iterator = aiter(source)
+                    async for item in iterator:
+                        pair = self._held = (index, item)
+                        await send.send(pair)
+                        index += 1
             except Exception as exc:
                 self.input_error = exc
             finally:
@@ -202,7 +226,7 @@ class Batch:
         # the speed path).
         await anyio.lowlevel.checkpoint_if_cancelled()
         ready = self._ready
-        while self.stop_error is None and self.crash is None:  # else do not wait to be cancelled
+        while not (self.stop_error or self.crash or self.timed_out):  # else do not wait
             if not ready:
                 await self._prepare(items)
                 if not ready:  # another worker may have filled it while this one waited
@@ -213,10 +237,15 @@ class Batch:
                 await anyio.lowlevel.checkpoint()  # nothing was awaited: let the loop run
                 continue
             index, item, event, key, body = job
+            channel = self.channel if self.time_limit is None else self._in_time()
+            if channel is None:  # no event starts once the time is up
+                ready.appendleft(job)
+                self._time_up()
+                return
             outcome: Outcome | None = None
             self.in_flight += 1
             try:
-                delivered = await self.channel.send(
+                delivered = await channel.send(
                     event, body, key=key, pacing=self.pacing, clock=self._now
                 )
             except (APIError, APIConnectionError) as exc:
@@ -241,6 +270,61 @@ class Batch:
                 # (other tasks, cancellation, clean-up of timers).
                 await anyio.lowlevel.checkpoint()
 
+    async def _alarm(self, limit: float) -> None:
+        """End the run when its time is up, even if no event is about to start.
+
+        Workers waiting for a slow input stop waiting; those in flight end by
+        themselves (their deadlines are cut to the time left).
+        """
+        # Real time: _clock.now() runs no slower (in test mode, ahead by the skipped waits).
+        await anyio.sleep(max(0.0, limit - (_clock.now() - self._started)))
+        self._time_up()
+
+    def _time_up(self) -> None:
+        self.timed_out = True
+        if self._reading is not None:
+            self._reading.cancel()  # the input is read no further
+
+    def _in_time(self) -> Channel | None:
+        """The channel to send the next event with, its deadline cut to the time left.
+
+        None once too little is left for an attempt: the run's time is up.
+        """
+        assert self.time_limit is not None
+        elapsed = _clock.now() - self._started
+        if not leaves_time(self.time_limit, elapsed, 0.0):
+            return None
+        left, policy = self.time_limit - elapsed, self.channel.policy
+        if left >= policy.deadline:
+            return self.channel
+        return attrs.evolve(self.channel, policy=attrs.evolve(policy, deadline=left))
+
+    def _drop_unsent(self) -> None:
+        """Give every event read from the input but not sent its outcome: failed.
+
+        Those the producer read are in its buffer, or still in its hands.
+        """
+        receive = self._receive
+        if receive is not None:
+            with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
+                while True:
+                    index, item = receive.receive_nowait()
+                    self._taken = index + 1
+                    self._ready.append(self._job(index, item))
+            if self._held is not None and self._held[0] >= self._taken:
+                self._ready.append(self._job(*self._held))  # its hand-over was cancelled
+        while self._ready:
+            job = self._ready.popleft()
+            if not isinstance(job, Outcome):
+                index, item, event, _, _ = job
+                error = APITimeoutError(
+                    f"Not sent: the time limit of track_many ({self.time_limit:g} s) passed "
+                    f"before transaction {event.transaction_id!r} was sent. Track it again.",
+                    attempts=0,
+                )
+                job = Outcome(index, event, item, OutcomeStatus.FAILED, error)
+            self._record(job)
+
     def _record(self, outcome: Outcome) -> None:
         self.report.count(outcome, keep_failures=self.keep_failures)
         if self.on_result is not None:
@@ -263,6 +347,8 @@ class Batch:
                     chunk.append(items.receive_nowait())
             except (anyio.WouldBlock, anyio.EndOfStream):
                 pass
+            if chunk:
+                self._taken = chunk[-1][0] + 1
         self._ready.extend(self._job(index, item) for index, item in chunk)
 
     def _job(self, index: int, item: object) -> Job | Outcome:
@@ -318,10 +404,14 @@ def make_batch(
     on_result: OnResult | None,
     on_progress: OnProgress | None,
     keep_failures: bool,
+    time_limit: float | timedelta | None = None,
 ) -> Batch:
     """Check the settings of a run and return it, ready to ``run``."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be an int of 1 or more, not {concurrency!r}")
+    limit = None if time_limit is None else to_seconds(time_limit)
+    if limit is not None and not limit > 0:
+        raise ConfigurationError(f"time_limit must be a positive duration, not {time_limit!r}")
     bucket = TokenBucket(rate_limit) if rate_limit is not None else None
     pacing = Pacing(RateGate(channel.policy.uniform), bucket)
     return Batch(
@@ -331,4 +421,5 @@ def make_batch(
         on_result=on_result,
         on_progress=on_progress,
         keep_failures=keep_failures,
+        time_limit=None if limit == math.inf else limit,
     )

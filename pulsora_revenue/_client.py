@@ -28,7 +28,15 @@ from ._http import idempotency_key, request_headers
 from ._outbox import Outbox
 from ._report import BatchReport, Outcome, Progress
 from ._retry import RETRYABLE_STATUSES, RetryPolicy, to_seconds
-from ._senders import AiohttpSender, Backend, HttpxSender, Sender, check_backend, choose_backend
+from ._senders import (
+    AiohttpSender,
+    Backend,
+    HttpxSender,
+    Sender,
+    check_backend,
+    choose_backend,
+    make_httpx_client,
+)
 
 logger = logging.getLogger("pulsora_revenue")
 
@@ -216,7 +224,9 @@ class Revenue:
         assert self._outbox is not None
         transaction_id, event_type = event.dedup_key
         data = _json.dumps(CONVERTER.unstructure(event)).decode()
-        await self._outbox.put(idempotency_key(event), transaction_id, event_type, data, body)
+        await self._outbox.put(
+            idempotency_key(event), transaction_id, event_type, data, body, failure=error
+        )
         logger.info("queued %s in the outbox: %s", transaction_id, error)
 
     async def flush(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 (the API)
@@ -257,6 +267,7 @@ class Revenue:
         on_result: Callable[[Outcome], object] | None = None,
         on_progress: Callable[[Progress], object] | None = None,
         keep_failures: bool = True,
+        time_limit: float | timedelta | None = None,
     ) -> BatchReport:
         """Record many events, streamed from any iterable or async iterable.
 
@@ -269,6 +280,11 @@ class Revenue:
         attempts. *rate_limit* caps requests per second. *on_result* is called
         with each ``Outcome`` as it completes, *on_progress* with a ``Progress``
         about four times a second; both are plain (not async) callables.
+
+        *time_limit* (seconds or a ``timedelta``) bounds the whole run: no event
+        starts once it has passed, one in flight has only the time left, and
+        every event read but not sent gets a ``failed`` outcome; the report is
+        returned ``stopped``, and the input read no further (index ``total`` on).
         """
         batch = make_batch(
             self._channel,
@@ -277,6 +293,7 @@ class Revenue:
             on_result=on_result,
             on_progress=on_progress,
             keep_failures=keep_failures,
+            time_limit=time_limit,
         )
         self._sender()  # fail now, not in every worker, if the client is closed
         self._check_loop()
@@ -330,7 +347,7 @@ class Revenue:
         if self._client is not None:
             return HttpxSender(self._client, self._url, headers, self._timeout, owned=False)
         limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-        client = httpx.AsyncClient(transport=self._transport, limits=limits)
+        client = make_httpx_client(self._url, transport=self._transport, limits=limits)
         return HttpxSender(client, self._url, headers, self._timeout, owned=True)
 
     def _scrub(self, text: str) -> str:

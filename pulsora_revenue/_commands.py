@@ -48,9 +48,7 @@ def run_backfill(args: argparse.Namespace, console: Console) -> int:
     with (
         opened(args.file) as handle,
         replacing(failures_path) as failures,
-        closing(
-            Checkpoint(checkpoint_path, endpoint=revenue.endpoint, token=token)
-        ) as checkpoint,
+        closing(Checkpoint(checkpoint_path, endpoint=revenue.endpoint, token=token)) as checkpoint,
     ):
         from ._console import Display, summary
 

@@ -2,7 +2,8 @@
 
 The loop only carries out what ``_retry.decide`` says. In bulk mode it also
 waits for the shared ``Pacing``; a 429 there closes the gate for every sender
-and does not use up the event's attempts.
+and does not use up the event's attempts, but the wait counts against its
+deadline, like every other.
 """
 
 from __future__ import annotations
@@ -142,14 +143,22 @@ class Channel:
         maybe_delivered = False
         requests = tries = paced = 0
         while True:
+            fresh = not requests  # a first attempt that did not wait has the whole deadline
             # Only where there is a wait: a cancel scope costs microseconds an event.
-            if pacing is not None and not pacing.idle:  # time paced is not the event's own
-                before = watch.elapsed()
+            if pacing is not None and not pacing.idle:  # the 429 gate counts against the deadline
+                refusal = None  # if closing the client cut the wait short
                 with self.pauses.cut_short():  # then self.sender() raises ClientClosedError
-                    await pacing.wait()
-                watch.exclude(watch.elapsed() - before)
-            # The first attempt has the whole deadline; a later one, what is left of it.
-            budget = max(0.0, policy.deadline - watch.elapsed()) if requests else policy.deadline
+                    refusal = await pacing.wait(watch, policy.deadline)
+                if refusal is not None:  # the gate would hold it past its deadline: fail now
+                    raise to_exception(
+                        refusal,
+                        event=event,
+                        attempts=requests,
+                        url=self.url,
+                        maybe_delivered=maybe_delivered,
+                    )
+                fresh = False
+            budget = policy.deadline if fresh else max(0.0, policy.deadline - watch.elapsed())
             reply = await self.sender().post(body, key, budget=budget, scrub=self.scrub)
             requests += 1
             elapsed = watch.elapsed()
@@ -162,8 +171,8 @@ class Channel:
                 if wait is None or wait <= MAX_RETRY_AFTER:
                     paced += 1  # waiting out a 429 is not a failed attempt, within reason
                     wait = policy.backoff(1) if wait is None else wait
-                    pacing.gate.close_for(max(wait, policy.initial_delay))
-                    continue
+                    pacing.gate.close_for(max(wait, policy.initial_delay), reply)
+                    continue  # the gate turns it away if the wait ends past its deadline
             tries += 1
             decision = decide(
                 policy, reply.seen, attempt=tries, elapsed=elapsed, maybe_delivered=maybe_delivered
@@ -187,6 +196,8 @@ class Channel:
     def _log(self, event: RevenueEvent, reply: Reply, attempt: int, elapsed: float) -> None:
         status = reply.seen.status_code
         answer = str(status) if status is not None else reply.failure.split(":")[0]
+        if reply.seen.foreign:
+            answer += " (not Pulsora's acceptance)"
         logger.debug(
             "POST %s -> %s (attempt %d, %.3f s) %s",
             self.url,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Awaitable
 
 import anyio
 import attrs
@@ -15,6 +17,7 @@ from ._errors import (
     APIError,
     AuthenticationError,
     DuplicateTransactionError,
+    OutboxError,
     PermissionDeniedError,
     RateLimitError,
     ServerError,
@@ -69,63 +72,79 @@ class Drainer:
     async def drain(self, *, due_only: bool = True) -> int:
         """Deliver rows until none is left or Pulsora is down; return how many went.
 
-        With *due_only* false, rows waiting out a back-off are taken too.
+        With *due_only* false, rows waiting out a back-off are taken too. A row
+        whose outcome the outbox cannot write down (a full disk) stays claimed
+        until its lease ends, and the next rows go on; the first such
+        ``OutboxError`` is raised once the drain is over.
         """
-        delivered = 0
-        while rows := await self.outbox.claim(BATCH, due_only=due_only):
+        delivered, down = 0, False
+        unwritten: list[OutboxError] = []
+        while not down and (rows := await self.outbox.claim(BATCH, due_only=due_only)):
             for position, row in enumerate(rows):
                 try:
-                    outcome = await self._deliver(row)
+                    outcome = await self._deliver(row, unwritten)
                 except BaseException:  # cancelled (aclose), or a failure of our own:
-                    with settling():  # hand the rest back at once
-                        await self.outbox.release(rows[position:])
+                    with settling(), contextlib.suppress(OutboxError):  # hand the rest back
+                        await self.outbox.release(rows[position:])  # (else their lease ends)
                     raise
                 if outcome == "down":
                     with settling():  # nothing left claimed for a lease
                         await self._release(rows[position + 1 :])
-                    return delivered
+                    down = True
+                    break
                 if outcome == "done":
                     delivered += 1
                     self.pause = 0.0  # Pulsora accepts again: a later failure starts afresh
+        if unwritten:
+            raise unwritten[0]
         return delivered
 
-    async def _deliver(self, row: Row) -> str:
-        """Send one row and write down its outcome ("done", "down" or "dead").
-
-        Once the answer is in, the outcome is written in a ``settling`` scope: a
-        cancellation then must not hand back a row Pulsora has accepted.
-        """
+    async def _deliver(self, row: Row, unwritten: list[OutboxError]) -> str:
+        """Send one row and write down its outcome ("done", "down" or "dead")."""
         try:
             event = CONVERTER.structure(_json.loads(row.data), RevenueEvent)
         except (ValidationError, ValueError) as exc:  # a row this version cannot read
-            with settling():
-                await self.outbox.bury(row, f"unreadable: {exc}")
+            await self._write(self.outbox.bury(row, f"unreadable: {exc}"), unwritten)
             return "dead"
         try:
             await self.channel.deliver(event, row.body, key=row.idempotency_key)
         except DuplicateTransactionError:
-            with settling():  # recorded already, by an earlier lost answer
-                await self.outbox.done(row)
-            return "done"
+            pass  # recorded already, by an earlier lost answer
         except (*_DOWN, APIError) as exc:
-            with settling():
-                return await self._refused(row, exc)
-            return "down"  # writing it down ran out of time: the lease ends the claim
-        with settling():
-            await self.outbox.done(row)
+            return await self._refused(row, exc, unwritten)
+        await self._write(self.outbox.done(row), unwritten)
         return "done"
 
-    async def _refused(self, row: Row, exc: APIConnectionError | APIError) -> str:
+    async def _write(self, write: Awaitable[None], unwritten: list[OutboxError]) -> bool:
+        """Write down an outcome in a ``settling`` scope; False if it ran out of time.
+
+        Once the answer is in, a cancellation must not hand back a row Pulsora
+        has accepted. A write that fails (an ``OutboxError``, kept in
+        *unwritten*) or runs out of time leaves the row claimed until its lease
+        ends; it is sent again then, and Pulsora's 409 says it was recorded.
+        """
+        with settling():
+            try:
+                await write
+            except OutboxError as exc:
+                unwritten.append(exc)
+            return True
+        return False
+
+    async def _refused(
+        self, row: Row, exc: APIConnectionError | APIError, unwritten: list[OutboxError]
+    ) -> str:
         if isinstance(exc, _DOWN) or exc.status_code not in PERMANENT:
             # Pulsora down, or a 408, or a proxy's 404: not the row's fault.
             self.pause = min(MAX_PAUSE, max(1.0, self.pause * 2))
             if isinstance(exc, RateLimitError) and exc.retry_after is not None:
                 wait = min(exc.retry_after, MAX_RETRY_AFTER)  # not a proxy's absurd 1e20
                 self.pause = max(self.pause, wait)  # for the whole queue
-            await self.outbox.retry_later(row, self.pause, str(exc))
+            await self._write(self.outbox.retry_later(row, self.pause, str(exc)), unwritten)
             logger.info("outbox: not delivered, next try in %.0f s: %s", self.pause, exc)
             return "down"
-        await self.outbox.bury(row, str(exc))
+        if not await self._write(self.outbox.bury(row, str(exc)), unwritten):
+            return "down"  # writing it down ran out of time: the lease ends the claim
         logger.warning("outbox: dead letter %s: %s", row.idempotency_key[:12], exc)
         return "dead"
 
@@ -142,6 +161,9 @@ class Drainer:
         while True:
             try:
                 await self.drain()
+            except OutboxError as exc:  # the disk: what could be delivered was
+                self.pause = min(MAX_PAUSE, max(1.0, self.pause * 2))
+                logger.error("outbox: %s Next try in %.0f s.", exc, self.pause)  # noqa: TRY400
             except Exception:
                 self.pause = min(MAX_PAUSE, max(1.0, self.pause * 2))
                 logger.exception("outbox: drain failed, next try in %.0f s", self.pause)

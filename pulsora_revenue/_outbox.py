@@ -4,6 +4,9 @@ Every statement runs in a worker thread (``anyio.to_thread``), so the event
 loop never waits on the disk. Several processes may share one file (WAL mode):
 a drainer *claims* rows for a lease before sending them, so that two drainers
 never send the same row at once, and a crashed drainer's claims expire.
+
+SQLite's errors (a full disk, a damaged file, a lock held too long) leave this
+module as ``OutboxError``, with the SQLite error as its cause.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from os import PathLike
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +26,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import attrs
 
-from ._errors import ClientClosedError, ConfigurationError
+from ._errors import ClientClosedError, ConfigurationError, OutboxError
 
 _T = TypeVar("_T")
 
@@ -108,6 +111,29 @@ def is_outbox(path: str | PathLike[str]) -> bool:
     return found is not None
 
 
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """Run the block in one write transaction: committed, or rolled back if it fails.
+
+    A failed COMMIT (a full disk) may have rolled back already: the ROLLBACK is
+    then skipped, and never replaces the error that caused it.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # the first error is the one to see
+                db.execute("ROLLBACK")
+        raise
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    """Whether *error* is another process holding the write lock."""
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def _add_endpoints(db: sqlite3.Connection) -> None:
     """Give a file from before endpoints were recorded its ``endpoint`` column."""
     if "endpoint" in {row[1] for row in db.execute("PRAGMA table_info(outbox)")}:
@@ -169,16 +195,31 @@ class Outbox:
         while True:
             try:
                 return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
-            except sqlite3.OperationalError as exc:  # the file is busy: wait here, cancellably
-                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
-                if not busy or anyio.current_time() > give_up:
-                    raise
+            except sqlite3.Error as exc:  # the file is busy: wait here, cancellably
+                if not _is_busy(exc) or anyio.current_time() > give_up:
+                    raise OutboxError(
+                        f"The outbox {str(self.path)!r} could not be written or read: {exc}. "
+                        "Check the disk (free space) and the file; queued events stay in it.",
+                        path=str(self.path),
+                    ) from exc
             await anyio.sleep(BUSY_WAIT)
 
     async def put(
-        self, key: str, transaction_id: str, event_type: str, data: str, body: bytes
+        self,
+        key: str,
+        transaction_id: str,
+        event_type: str,
+        data: str,
+        body: bytes,
+        *,
+        failure: Exception | None = None,
     ) -> None:
-        """Queue one event; it is on disk when this returns."""
+        """Queue one event; it is on disk when this returns.
+
+        *failure* is why it is queued (its delivery failed): if it cannot be
+        queued either, the ``OutboxError`` carries it, and says that the event
+        is not kept.
+        """
 
         def insert(db: sqlite3.Connection) -> None:
             db.execute(
@@ -187,7 +228,18 @@ class Outbox:
                 (key, transaction_id, event_type, data, body, time.time(), self.endpoint),
             )
 
-        await self._run(insert)
+        try:
+            await self._run(insert)
+        except OutboxError as exc:
+            undelivered = f" It was not delivered either: {failure}" if failure else ""
+            raise OutboxError(
+                f"Transaction {transaction_id!r} ({event_type}) is NOT kept: the outbox "
+                f"{str(self.path)!r} could not queue it ({exc.__cause__}).{undelivered} "
+                "Track it again once the outbox can be written (free disk space); it is "
+                "safe: Pulsora de-duplicates by transaction_id and event_type.",
+                path=exc.path,
+                delivery_error=failure,
+            ) from exc.__cause__
 
     async def claim(self, limit: int, *, due_only: bool = True) -> list[Row]:
         """Take up to *limit* unclaimed rows, oldest first, for a lease.
@@ -199,8 +251,7 @@ class Outbox:
         def take(db: sqlite3.Connection) -> list[Row]:
             now = time.time()
             due = now if due_only else float("inf")
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(db):
                 db.execute(
                     "UPDATE outbox SET claim = ?, claimed_until = ? WHERE id IN (SELECT id FROM"
                     f" outbox WHERE claimed_until <= ? AND next_attempt_at <= ? AND {_MINE}"
@@ -212,10 +263,6 @@ class Outbox:
                     " WHERE claim = ? ORDER BY id",
                     (token,),
                 ).fetchall()
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             return [Row(*row) for row in rows]
 
         return await self._run(take)
@@ -255,8 +302,7 @@ class Outbox:
         """Move *row* to the dead letters: the server refused it for good."""
 
         def move(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(db):
                 db.execute(
                     "INSERT INTO dead_letters (id, idempotency_key, transaction_id, event_type,"
                     " data, enqueued_at, died_at, error) SELECT id, idempotency_key,"
@@ -265,10 +311,6 @@ class Outbox:
                     (time.time(), error, row.id, row.claim),
                 )
                 db.execute("DELETE FROM outbox WHERE id = ? AND claim = ?", (row.id, row.claim))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
 
         await self._run(move)
 
@@ -332,8 +374,9 @@ class Outbox:
         """
         try:
             elsewhere = (await self.stats()).elsewhere
-        except sqlite3.Error as exc:
-            raise ConfigurationError(f"cannot open the outbox {self.path}: {exc}") from None
+        except OutboxError as exc:
+            cause = exc.__cause__  # the sqlite3 error
+            raise ConfigurationError(f"cannot open the outbox {self.path}: {cause}") from None
         for endpoint, count in elsewhere.items():
             logger.warning(
                 "the outbox %s holds %d event(s) queued for %s, which this client (for %s) "

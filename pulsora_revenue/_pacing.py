@@ -3,17 +3,24 @@
 Both run on anyio's clock (through ``_clock``, so test mode skips the waits) and
 hold no lock: every decision is taken between two awaits, which on one event
 loop makes it atomic.
+
+A wait at the 429 gate is part of the waiting event's time, and counts against
+its deadline: an event that the gate would hold past it is turned away at once,
+with the 429 that closed the gate. A wait for the token bucket does not count:
+it is the caller's own pacing, at most ``concurrency / rate_limit`` a request.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import attrs
 
 from . import _clock
 from ._errors import ConfigurationError
-from ._retry import RETRY_AFTER_JITTER
+from ._http import Reply
+from ._retry import RETRY_AFTER_JITTER, Observation, leaves_time
 
 
 @attrs.define
@@ -21,30 +28,49 @@ class RateGate:
     """Closed by any 429 for its Retry-After; every sender waits while it is closed.
 
     Senders are released with a small random jitter each, so that they do not
-    all come back in the same instant.
+    all come back in the same instant. ``reply`` is the 429 that closed it last.
     """
 
     uniform: Callable[[float, float], float]
     _until: float = 0.0
     closures: int = 0
+    reply: Reply | None = None
 
-    def close_for(self, seconds: float) -> None:
-        """Keep every sender waiting for *seconds* from now (or longer, if already)."""
+    def close_for(self, seconds: float, reply: Reply | None = None) -> None:
+        """Keep every sender waiting for *seconds* from now (or longer, if already).
+
+        *reply* is the 429 that asked for it: the error of the events turned away.
+        """
         until = _clock.now() + seconds
         if until > self._until:
             self._until = until
             self.closures += 1
+            self.reply = reply or self.reply
 
     @property
     def is_closed(self) -> bool:
         return self._until > _clock.now()
 
-    async def wait(self) -> None:
-        """Return once the gate is open (at once, if it is)."""
+    async def wait(
+        self, watch: _clock.Stopwatch | None = None, deadline: float = math.inf
+    ) -> Reply | None:
+        """Return None once the gate is open (at once, if it is).
+
+        With *watch*, the event's own, the wait counts as its time (in test mode
+        too); if the gate would keep it past *deadline* (seconds by *watch*),
+        return at once the 429 that closed the gate, without waiting.
+        """
         if not self.closures:
-            return  # never closed: spare the clock
+            return None  # never closed: spare the clock
         while (left := self._until - _clock.now()) > 0:
-            await _clock.sleep(left + self.uniform(0.0, RETRY_AFTER_JITTER))
+            pause = left + self.uniform(0.0, RETRY_AFTER_JITTER)
+            if watch is None:
+                await _clock.sleep(pause)
+            elif leaves_time(deadline, watch.elapsed(), pause):
+                await watch.sleep(pause)
+            else:
+                return self.reply or Reply(Observation(429, retry_after=left))
+        return None
 
 
 @attrs.define
@@ -89,8 +115,21 @@ class Pacing:
         """
         return self.bucket is None and (not self.gate.closures or not self.gate.is_closed)
 
-    async def wait(self) -> None:
-        await self.gate.wait()
-        if self.bucket is not None:
+    async def wait(
+        self, watch: _clock.Stopwatch | None = None, deadline: float = math.inf
+    ) -> Reply | None:
+        """Wait for the gate, then for the bucket; see ``RateGate.wait``.
+
+        Return None when the event may be sent; else the 429 that keeps the gate
+        closed past *deadline*. The bucket's wait is left out of *watch*.
+        """
+        refusal = await self.gate.wait(watch, deadline)
+        if refusal is not None or self.bucket is None:
+            return refusal
+        if watch is None:
             await self.bucket.acquire()
-            await self.gate.wait()  # a 429 may have closed it while we waited
+        else:
+            before = watch.elapsed()
+            await self.bucket.acquire()
+            watch.exclude(watch.elapsed() - before)
+        return await self.gate.wait(watch, deadline)  # a 429 may have closed it meanwhile

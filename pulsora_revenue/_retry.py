@@ -89,17 +89,20 @@ class Observation:
     ``status_code`` is None when no answer came. ``sent`` is false when the
     request provably never reached the server (the connection was refused).
     ``retryable`` is false for a failure that a new attempt cannot mend.
+    ``foreign`` marks a 2xx that is not Pulsora's acceptance (a web server's
+    welcome page, ``{"success": false}``): not accepted, and not retried.
     """
 
     status_code: int | None
     retry_after: float | None = None
     sent: bool = True
     retryable: bool = True
+    foreign: bool = False
 
     @property
     def accepted(self) -> bool:
-        """Whether the event was accepted (a 2xx answer)."""
-        return self.status_code is not None and 200 <= self.status_code < 300
+        """Whether Pulsora accepted the event (its own 2xx answer)."""
+        return self.status_code is not None and 200 <= self.status_code < 300 and not self.foreign
 
     @property
     def may_have_landed(self) -> bool:
@@ -151,13 +154,22 @@ def decide(
     delay = policy.backoff(attempt)
     if seen.retry_after is not None:
         delay = max(delay, seen.retry_after + policy.uniform(0.0, RETRY_AFTER_JITTER))
-    if elapsed + delay + min(MIN_ATTEMPT_TIME, policy.deadline / 10) > policy.deadline:
+    if not leaves_time(policy.deadline, elapsed, delay):
         return Decision(Verdict.GIVE_UP)  # the next attempt would have next to no time
     return Decision(Verdict.RETRY, delay=delay)
 
 
+def leaves_time(deadline: float, elapsed: float, wait: float) -> bool:
+    """Whether waiting *wait* seconds, *elapsed* into *deadline*, leaves time for an attempt.
+
+    Every wait of a delivery (a back-off, the bulk 429 gate) must pass this: an
+    attempt needs ``MIN_ATTEMPT_TIME``, or a tenth of the deadline if that is less.
+    """
+    return elapsed + wait + min(MIN_ATTEMPT_TIME, deadline / 10) <= deadline
+
+
 def is_retryable(seen: Observation) -> bool:
-    """Whether another attempt could succeed after *seen*."""
+    """Whether another attempt could succeed after *seen* (never after a ``foreign`` 2xx)."""
     if seen.status_code is None:
         return seen.retryable
     return seen.status_code in RETRYABLE_STATUSES

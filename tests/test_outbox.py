@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import pickle
 import signal
 import socket
 import sqlite3
@@ -22,9 +24,11 @@ import httpx
 import pytest
 
 from pulsora_revenue import (
+    APIConnectionError,
     BadRequestError,
     ClientClosedError,
     ConfigurationError,
+    OutboxError,
     PulsoraError,
     RetryPolicy,
     Revenue,
@@ -706,3 +710,167 @@ async def test_closing_in_a_nested_cancel_scope_leaves_the_caller_running(tmp_pa
             await revenue.aclose()
         await anyio.sleep(0.01)
     assert not scope.cancelled_caught
+
+
+# A full disk (issue 17): SQLite's SQLITE_FULL, for real, from a database capped
+# with PRAGMA max_page_count; and, where a cap cannot reach (a COMMIT, a DELETE),
+# a connection that fails as SQLite does on a full disk.
+
+
+class Switch:
+    """A transport to the fake Pulsora that can be unreachable (``down``)."""
+
+    def __init__(self, fake: FakePulsora, *, down: bool) -> None:
+        self.fake, self.down = fake, down
+        self.transport = httpx.MockTransport(self._handle)
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self.fake.transport.handle_async_request(request)
+
+
+async def fill_up(revenue: Revenue, prefix: str) -> OutboxError:
+    """Cap the outbox at its size, then track while down until the disk is "full"."""
+    outbox = revenue._outbox
+    assert outbox is not None
+    await outbox._run(lambda db: db.execute("PRAGMA max_page_count = 1"))  # to its size, at least
+    for row in events(500, prefix):
+        try:
+            result = await revenue.track(row)
+        except OutboxError as exc:
+            return exc
+        assert result.queued
+    raise AssertionError("the outbox never filled up")
+
+
+async def test_a_full_disk_makes_track_raise_an_outbox_error_that_says_the_event_is_lost(
+    tmp_path: Path,
+) -> None:
+    switch = Switch(FakePulsora(), down=True)
+    revenue = Revenue(TOKEN, transport=switch.transport, retry=QUICK, outbox=tmp_path / "o.sqlite")
+    error = await fill_up(revenue, "full")
+    assert isinstance(error.__cause__, sqlite3.OperationalError)
+    assert error.__cause__.sqlite_errorcode == sqlite3.SQLITE_FULL
+    assert "database or disk is full" in str(error)
+    assert "is NOT kept" in str(error)
+    assert "It was not delivered either: No answer from Pulsora" in str(error)
+    assert isinstance(error.delivery_error, APIConnectionError), "the original failure"
+    assert error.path == str(tmp_path / "o.sqlite")
+    assert isinstance(error, PulsoraError), "caught where the README's webhook example catches"
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.path) == (str(error), error.path)
+    await revenue.aclose()
+
+
+async def test_a_full_disk_still_lets_delivery_proceed(tmp_path: Path) -> None:
+    fake = FakePulsora()
+    switch = Switch(fake, down=True)
+    revenue = Revenue(TOKEN, transport=switch.transport, retry=QUICK, outbox=tmp_path / "o.sqlite")
+    lost = await fill_up(revenue, "full")
+    queued = await revenue.outbox_size()
+    assert queued > 0
+    switch.down = False
+    assert (await revenue.track({**EVENT, "transaction_id": "direct"})).status_code == 202
+    assert await revenue.flush(timeout=60) == 0, "the queued events went out"
+    sent = {e.transaction_id for e in fake.events}
+    assert len(sent) == queued + 1
+    assert "direct" in sent
+    assert lost.delivery_error is not None
+    assert not any(t in str(lost) for t in sent - {"direct"}), "the lost one is not among them"
+    await revenue.aclose()
+
+
+class FullDisk:
+    """A connection on which *statement* fails as on a full disk, where a size cap cannot
+    reach: SQLite has rolled the transaction back already when a COMMIT fails so."""
+
+    def __init__(self, db: sqlite3.Connection, statement: str, times: int = 1) -> None:
+        self._db, self._statement, self._times = db, statement, times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql.startswith(self._statement) and self._times:
+            self._times -= 1
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._db.execute(sql, *args)
+
+
+async def on_a_full_disk(revenue: Revenue, statement: str) -> None:
+    outbox = revenue._outbox
+    assert outbox is not None
+    await revenue.outbox_size()  # opened
+    assert outbox._db is not None
+    outbox._db = FullDisk(outbox._db, statement)  # type: ignore[assignment]
+
+
+async def test_a_flush_reports_the_full_disk_not_a_failed_rollback(tmp_path: Path) -> None:
+    outbox = tmp_path / "o.sqlite"
+    await queue_while_down(outbox, events(2))
+    revenue = fake_revenue(outbox, FakePulsora())
+    await on_a_full_disk(revenue, "COMMIT")
+    with pytest.raises(OutboxError, match="database or disk is full") as caught:
+        await revenue.flush(timeout=60)
+    assert "cannot rollback" not in str(caught.value)
+    assert str(caught.value.__cause__) == "database or disk is full"
+    assert await revenue.flush(timeout=60) == 0, "once there is room, all goes out"
+    await revenue.aclose()
+
+
+async def test_a_row_whose_outcome_cannot_be_written_does_not_hold_up_the_rest(
+    tmp_path: Path,
+) -> None:
+    outbox = tmp_path / "o.sqlite"
+    await queue_while_down(outbox, events(6))
+    fake = FakePulsora()
+    revenue = fake_revenue(outbox, fake)
+    await on_a_full_disk(revenue, "DELETE FROM outbox")  # the first delivered row stays
+    with pytest.raises(OutboxError, match="database or disk is full"):
+        await revenue._drain().drain(due_only=False)
+    assert len(fake.events) == 6, "every row was delivered"
+    assert await revenue.outbox_size() == 1, "the one not deleted: its claim holds it back"
+    assert await revenue._drain().drain(due_only=False) == 0, "until its lease ends"
+    await revenue.aclose()
+
+
+class Records(logging.Handler):
+    """Keeps the log records, and says when the first came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.first = anyio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.first.set()
+
+
+async def test_the_drainer_logs_a_full_disk_in_one_line_and_goes_on(tmp_path: Path) -> None:
+    outbox = tmp_path / "o.sqlite"
+    await queue_while_down(outbox, events(2))
+    revenue = fake_revenue(outbox, FakePulsora())
+    await on_a_full_disk(revenue, "BEGIN IMMEDIATE")
+    drainer, records = revenue._drain(), Records()
+    logger = logging.getLogger("pulsora_revenue")
+    logger.addHandler(records)
+    try:
+        with anyio.fail_after(5):  # a guard
+            async with anyio.create_task_group() as group:
+                group.start_soon(drainer.run)
+                await records.first.wait()
+                group.cancel_scope.cancel()  # it was waiting out its back-off
+    finally:
+        logger.removeHandler(records)
+    (record,) = [r for r in records.records if r.levelno >= logging.WARNING]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is None, "one line: the cause is in the message"
+    assert "database or disk is full" in record.getMessage()
+    assert "Next try in 1 s" in record.getMessage()
+    assert drainer.pause == 1.0
+    assert await revenue.flush(timeout=60) == 0, "the next drain delivers"
+    await revenue.aclose()
