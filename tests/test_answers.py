@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import re
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -34,6 +33,7 @@ from pulsora_revenue._retry import Observation, Verdict, decide
 from pulsora_revenue._senders import Backend
 
 from .data import EVENT, TOKEN
+from .raw_http import next_request
 
 pytestmark = pytest.mark.anyio
 
@@ -159,14 +159,7 @@ async def serving(head: bytes, body: Callable[[], Iterable[bytes]]) -> AsyncIter
         async with stream:
             try:
                 while True:
-                    while b"\r\n\r\n" not in buffer:
-                        buffer += await stream.receive()
-                    request, _, buffer = buffer.partition(b"\r\n\r\n")
-                    found = re.search(rb"(?i)content-length: *(\d+)", request)
-                    length = int(found[1]) if found else 0
-                    while len(buffer) < length:
-                        buffer += await stream.receive()
-                    buffer = buffer[length:]
+                    buffer = await next_request(stream, buffer)
                     server.requests += 1
                     await stream.send(head)
                     server.sent.append(0)

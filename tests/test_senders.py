@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +28,7 @@ from pulsora_revenue._senders import (
 
 from .conftest import DevServer
 from .data import EVENT, TOKEN
+from .raw_http import next_request
 
 pytestmark = pytest.mark.anyio
 
@@ -193,14 +193,7 @@ async def loopback(answers: Sequence[bytes], *, host: str = "127.0.0.1") -> Asyn
         async with stream:
             try:
                 while True:
-                    while b"\r\n\r\n" not in buffer:
-                        buffer += await stream.receive()
-                    head, _, buffer = buffer.partition(b"\r\n\r\n")
-                    found = re.search(rb"(?i)content-length: *(\d+)", head)
-                    length = int(found[1]) if found else 0
-                    while len(buffer) < length:
-                        buffer += await stream.receive()
-                    buffer = buffer[length:]
+                    buffer = await next_request(stream, buffer)
                     answer = next(pending)
                     await stream.send(answer)
                     if answer is BROKEN:
