@@ -346,9 +346,14 @@ class Revenue:
             return AiohttpSender(self._shown_url, headers, self._timeout, limit=pool)
         if self._client is not None:
             return HttpxSender(self._client, self._url, headers, self._timeout, owned=False)
-        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+        # httpx's pool slows down as it grows (benchmarks/README.md): a run with
+        # more workers queues them in the sender, for one of MAX_CONNECTIONS.
+        connections = min(pool, HttpxSender.MAX_CONNECTIONS)
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         client = make_httpx_client(self._url, transport=self._transport, limits=limits)
-        return HttpxSender(client, self._url, headers, self._timeout, owned=True)
+        # A transport of the user's has no pool of ours to wait for: nothing to queue.
+        queue = connections if self._transport is None else None
+        return HttpxSender(client, self._url, headers, self._timeout, owned=True, connections=queue)
 
     def _scrub(self, text: str) -> str:
         """Remove the token from anything the server echoed back."""

@@ -174,7 +174,19 @@ def out_of_time(failure: TimeoutError, budget: float, timeout: float) -> Reply:
 
 
 class HttpxSender:
-    """Over an ``httpx.AsyncClient``; redirects are never followed (they would carry the token)."""
+    """Over an ``httpx.AsyncClient``; redirects are never followed (they would carry the token).
+
+    With *connections*, at most that many requests are in flight at once (the
+    size of the client's pool): the others queue here, first come first served,
+    before their attempt's timeout starts. Left to httpx's pool, that wait would
+    count against the attempt (a ``PoolTimeout``, or the attempt's own limit),
+    and a thousand requests sharing a few dozen connections time out. The wait
+    still counts against the call's deadline (*budget*), and can be cancelled.
+    """
+
+    #: The most connections a client of ours is given, whatever the concurrency:
+    #: more made track_many slower, and time out (benchmarks/README.md).
+    MAX_CONNECTIONS = 32
 
     def __init__(
         self,
@@ -184,14 +196,45 @@ class HttpxSender:
         timeout: float,
         *,
         owned: bool,
+        connections: int | None = None,
     ) -> None:
         self._client, self._url, self._headers = client, url, dict(headers)
         self._timeout, self._owned = timeout, owned
+        # fast_acquire: no extra trip through the event loop when a slot is free;
+        # httpx's send yields soon after anyway.
+        self._slots = (
+            None if connections is None else anyio.Semaphore(connections, fast_acquire=True)
+        )
 
     def __repr__(self) -> str:
         return f"<HttpxSender {str(self._url)!r}>"
 
     async def post(
+        self, body: bytes, key: str, *, budget: float, scrub: Callable[[str], str]
+    ) -> Reply:
+        slots = self._slots
+        if slots is None:
+            return await self._send(body, key, budget=budget, scrub=scrub)
+        if budget <= 0:
+            return deadline_passed()
+        started = anyio.current_time()
+        with anyio.move_on_after(budget) as waiting:
+            await slots.acquire()
+        if waiting.cancelled_caught:  # not acquired: the request never went out
+            return lost(
+                TimeoutError(),
+                "the call's deadline ran out waiting for a free connection",
+                sent=False,
+                retryable=False,
+                timed_out=True,
+            )
+        try:
+            left = budget - (anyio.current_time() - started)
+            return await self._send(body, key, budget=max(left, 0.0), scrub=scrub)
+        finally:
+            slots.release()
+
+    async def _send(
         self, body: bytes, key: str, *, budget: float, scrub: Callable[[str], str]
     ) -> Reply:
         request = self._client.build_request(
