@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -47,21 +48,7 @@ from .data import EVENT, TOKEN
 SECRET = {"x-api-token": TOKEN}
 
 REQUIRED = ("visitor_fingerprint", "session_id", "customer_id", "amount", "transaction_id")
-FIELDS = (
-    "visitor_fingerprint",
-    "session_id",
-    "customer_id",
-    "amount",
-    "transaction_id",
-    "currency",
-    "payment_processor",
-    "event_type",
-    "customer_subscription_id",
-    "mrr_impact",
-    "is_recurring",
-    "metadata",
-    "occurred_at",
-)
+FIELDS = tuple(field.name for field in attrs.fields(RevenueEvent))
 
 
 def nested(levels: int, leaf: object = 1) -> object:

@@ -9,7 +9,7 @@ from fractions import Fraction
 from typing import Any
 
 from .._money import currency_exponent
-from ._common import Resolver, attribute, major, moment
+from ._common import Resolver, attribute, major, moment, net_of_tax
 from ._ledger import Ledger, Payment
 from ._payload import Node
 
@@ -74,7 +74,7 @@ class Context:
         With a ledger, the first event that reports a payment fixes it for the
         others (a Checkout Session knows its tax, its PaymentIntent does not).
         """
-        net = gross if self.include_tax else gross - tax
+        net = net_of_tax(gross, tax, include_tax=self.include_tax)
         if self.ledger is None:
             return net
         first = await self.ledger.payment(payment_id, Payment(gross, net))
