@@ -25,10 +25,10 @@ from typing import Any
 import anyio
 import httpx
 
-from pulsora_revenue import Revenue, RevenueEvent
+from pulsora_revenue import Backend, Revenue, RevenueEvent
 from pulsora_revenue._convert import encode
-from pulsora_revenue._http import idempotency_key, request_headers
-from pulsora_revenue._senders import Backend
+from pulsora_revenue._event import idempotency_key
+from pulsora_revenue._transports import request_headers
 
 TOKEN = "sec_benchmark_0000"
 #: The headers track_many sends (the Idempotency-Key is added per event).

@@ -22,7 +22,7 @@ import httpx
 from bench_bulk import TOKEN, dev_server, rows
 
 from pulsora_revenue import Outcome, Revenue
-from pulsora_revenue._senders import HttpxSender
+from pulsora_revenue._transports._httpx import HttpxSender
 
 CONCURRENCIES = (32, 256, 1024)
 CAPS = (16, 32, 64, 128, 256)

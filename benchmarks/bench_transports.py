@@ -189,7 +189,7 @@ def make_bodies(count: int, run: str) -> list[bytes]:
 
 def request_headers() -> dict[str, str]:
     """The headers ``track_many`` sends, for the bare loops: the same request on the wire."""
-    from pulsora_revenue._http import request_headers
+    from pulsora_revenue._transports import request_headers
 
     return request_headers(TOKEN)
 
@@ -197,7 +197,7 @@ def request_headers() -> dict[str, str]:
 def make_jobs(count: int, run: str) -> list[tuple[RevenueEvent, bytes, str]]:
     """Events with their bodies and idempotency keys, made before the clock starts."""
     from pulsora_revenue._convert import encode
-    from pulsora_revenue._http import idempotency_key
+    from pulsora_revenue._event import idempotency_key
 
     return [(event, encode(event), idempotency_key(event)) for event in make_events(count, run)]
 
@@ -373,7 +373,7 @@ async def bare_aiohttp_sender(
     import aiohttp  # type: ignore[import-not-found, unused-ignore]
 
     from pulsora_revenue._convert import encode
-    from pulsora_revenue._http import idempotency_key
+    from pulsora_revenue._event import idempotency_key
 
     headers = request_headers()  # the session's, as ours: not merged into each request's
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -445,6 +445,7 @@ async def layer_sender(url: str, concurrency: int, client: Client) -> AsyncItera
 
     async with Revenue(TOKEN, endpoint=url, backend="aiohttp") as revenue:
         channel = revenue._channel  # the retry loop that track and track_many share
+        sender = revenue._sender()  # its aiohttp sender
 
         async def send(jobs: Sequence[tuple[RevenueEvent, bytes, str]]) -> None:
             pending = iter(jobs)
@@ -452,9 +453,9 @@ async def layer_sender(url: str, concurrency: int, client: Client) -> AsyncItera
             async def worker() -> None:
                 for event, body, key in pending:
                     if client.kind == "deliver":
-                        status, *_ = await channel.send(event, body, key=key)
+                        status = (await channel.send(sender, event, body, key=key)).status_code
                     else:
-                        reply = await channel.sender().post(body, key, budget=30, scrub=str)
+                        reply = await sender.post(body, key, budget=30, scrub=str)
                         status = reply.seen.status_code
                     if status != 202:
                         raise RuntimeError(f"HTTP {status}")

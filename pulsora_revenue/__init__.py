@@ -14,7 +14,6 @@ passed through the payment's metadata::
 from __future__ import annotations
 
 from ._client import Revenue
-from ._delivery import TrackResult
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -36,19 +35,30 @@ from ._errors import (
 from ._event import RevenueEvent
 from ._fields import EventType
 from ._money import currency_exponent, from_minor_units, to_minor_units
-from ._report import BatchFailure, BatchReport, Outcome, OutcomeStatus, Progress
+from ._results import (
+    BatchFailure,
+    BatchReport,
+    DeadLetter,
+    Outcome,
+    OutcomeStatus,
+    Progress,
+    TrackResult,
+)
 from ._retry import RetryPolicy
+from ._transports import Backend
 
 __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
     "AuthenticationError",
+    "Backend",
     "BadRequestError",
     "BatchFailure",
     "BatchReport",
     "ClientClosedError",
     "ConfigurationError",
+    "DeadLetter",
     "DuplicateTransactionError",
     "EventType",
     "FieldError",

@@ -38,7 +38,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import _clock
 from ._convert import encode, to_event
-from ._delivery import Channel, TrackResult
+from ._delivery import Channel
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -50,11 +50,11 @@ from ._errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from ._event import RevenueEvent
-from ._http import key_digest
+from ._event import RevenueEvent, key_digest
 from ._pacing import Pacing, RateGate, TokenBucket
-from ._report import BatchReport, Outcome, OutcomeStatus, Progress
+from ._results import BatchReport, Counts, Outcome, OutcomeStatus, Progress
 from ._retry import leaves_time, to_seconds
+from ._transports import Sender
 
 logger = logging.getLogger("pulsora_revenue")
 
@@ -109,16 +109,18 @@ class RecentKeys:
 
 @attrs.define
 class Batch:
-    """One run of ``track_many``: its settings, its state, and its workers."""
+    """One run of ``track_many``: its settings, its state, and its workers.
+
+    Its counts have one writer, the run; it returns them as a ``BatchReport``.
+    """
 
     channel: Channel
     concurrency: int
     pacing: Pacing
     on_result: OnResult | None = None
     on_progress: OnProgress | None = None
-    keep_failures: bool = True
     time_limit: float | None = None  # seconds the whole run may take
-    report: BatchReport = attrs.Factory(BatchReport)
+    counts: Counts = attrs.Factory(Counts)
     in_flight: int = 0
     stop_error: APIError | None = None
     crash: Exception | None = None  # a callback failed: stop at once
@@ -134,8 +136,8 @@ class Batch:
     _watch: _clock.Stopwatch = attrs.Factory(lambda self: _clock.Stopwatch(self._now), True)
     _receive: MemoryObjectReceiveStream[tuple[int, object]] | None = None
 
-    async def run(self, source: Source) -> BatchReport:
-        """Send every event of *source*; return the report, or raise what stopped it."""
+    async def run(self, source: Source, sender: Sender) -> BatchReport:
+        """Send every event of *source* with *sender*; return the report, or raise its stop."""
         self._started = _clock.now()
         try:
             async with anyio.create_task_group() as outer:
@@ -147,7 +149,7 @@ class Batch:
                     scope = workers.cancel_scope
                     items = self._pull(source, workers)
                     for _ in range(self.concurrency):
-                        workers.start_soon(self._guard, scope, self._work(items, scope))
+                        workers.start_soon(self._guard, scope, self._work(items, scope, sender))
                 outer.cancel_scope.cancel()
             if self.timed_out and self.crash is None:  # nothing runs now: no more reading
                 self._drop_unsent()
@@ -161,20 +163,19 @@ class Batch:
         finally:
             if self._receive is not None:
                 self._receive.close()
-            self.report.elapsed = self._watch.elapsed()
+            elapsed = self._watch.elapsed()
         closed = self.crash if isinstance(self.crash, ClientClosedError) else None
         if self.crash is not None and closed is None:
             raise self.crash
         self._progress()
-        self.report.stopped = self.timed_out
         stop = closed or self.stop_error  # closed from another task, or a refused token
+        report = self.counts.report(elapsed=elapsed, stopped=self.timed_out or stop is not None)
         if stop is not None:
-            self.report.stopped = True
-            stop.report = self.report
+            stop.report = report
             raise stop
         if self.input_error is not None:
             raise self.input_error
-        return self.report
+        return report
 
     def _pull(self, source: Source, workers: anyio.abc.TaskGroup) -> Items:
         """Return one shared source of (index, item) for the workers to take from.
@@ -218,12 +219,11 @@ class Batch:
                 if isinstance(iterator, AsyncGenerator):
                     await close_input(iterator)
 
-    async def _work(self, items: Items, scope: anyio.CancelScope) -> None:
+    async def _work(self, items: Items, scope: anyio.CancelScope, sender: Sender) -> None:
         # A send may not wait before its request is out (aiohttp on a pooled
         # connection, an in-process transport): look for a cancellation first, and
         # after each callback, which may have cancelled the caller (a full check
-        # for every event would cost about 13,000 instructions, 3% of an event on
-        # the speed path).
+        # for every event is dear on the speed path: benchmarks/README.md).
         await anyio.lowlevel.checkpoint_if_cancelled()
         ready = self._ready
         while not (self.stop_error or self.crash or self.timed_out):  # else do not wait
@@ -246,19 +246,18 @@ class Batch:
             self.in_flight += 1
             try:
                 delivered = await channel.send(
-                    event, body, key=key, pacing=self.pacing, clock=self._now
+                    sender, event, body, key=key, pacing=self.pacing, clock=self._now
                 )
             except (APIError, APIConnectionError) as exc:
                 outcome = self._failed(index, item, event, exc)
             else:
                 if self.on_result is not None:
-                    result = TrackResult(event, *delivered)
+                    result = delivered.result(event)
                     outcome = Outcome(index, event, item, OutcomeStatus.SENT, result=result)
             finally:
                 self.in_flight -= 1
-            if outcome is None:  # sent, and no one will see its Outcome: none was built (an
-                self.report.total += 1  # Outcome and a TrackResult are about 4% of the
-                self.report.sent += 1  # instructions of a run: benchmarks/README.md)
+            if outcome is None:  # sent, and no one will see its Outcome: none was built
+                self.counts.count_sent()
             else:  # outside the except block: a callback's error must not chain to it
                 self._record(outcome)
                 if self.stop_error is not None:
@@ -326,7 +325,7 @@ class Batch:
             self._record(job)
 
     def _record(self, outcome: Outcome) -> None:
-        self.report.count(outcome, keep_failures=self.keep_failures)
+        self.counts.count(outcome)
         if self.on_result is not None:
             self.on_result(outcome)
 
@@ -379,7 +378,7 @@ class Batch:
     def _progress(self) -> None:
         if self.on_progress is not None:
             elapsed = self._watch.elapsed()
-            self.on_progress(self.report.progress(in_flight=self.in_flight, elapsed=elapsed))
+            self.on_progress(self.counts.progress(in_flight=self.in_flight, elapsed=elapsed))
 
 
 async def close_input(generator: AsyncGenerator[object, None]) -> None:
@@ -420,6 +419,6 @@ def make_batch(
         pacing,
         on_result=on_result,
         on_progress=on_progress,
-        keep_failures=keep_failures,
+        counts=Counts(keep_failures=keep_failures),
         time_limit=None if limit == math.inf else limit,
     )

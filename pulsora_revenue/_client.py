@@ -5,38 +5,27 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from os import PathLike
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
-import anyio.abc
 import anyio.lowlevel
-import attrs
 import httpx
 
-from . import _json
-from ._bulk import make_batch
-from ._config import SecretHeaders, hide, resolve_endpoint, resolve_token
-from ._convert import CONVERTER, encode, to_event
-from ._delivery import Channel, TrackResult
-from ._drain import Drainer, drain_channel
+from ._config import hide, resolve_endpoint, resolve_token
+from ._convert import encode, to_event
+from ._delivery import Channel
 from ._errors import APIConnectionError, APIError, ClientClosedError, ConfigurationError
 from ._event import RevenueEvent
-from ._http import idempotency_key, request_headers
-from ._outbox import Outbox
-from ._report import BatchReport, Outcome, Progress
+from ._results import BatchReport, DeadLetter, Outcome, Progress, TrackResult
 from ._retry import RETRYABLE_STATUSES, RetryPolicy, to_seconds
-from ._senders import (
-    AiohttpSender,
-    Backend,
-    HttpxSender,
-    Sender,
-    check_backend,
-    choose_backend,
-    make_httpx_client,
-)
+from ._transports import Backend, Sender, open_sender, resolve_backend
+
+if TYPE_CHECKING:
+    from ._outbox import OutboxService
 
 logger = logging.getLogger("pulsora_revenue")
 
@@ -90,26 +79,23 @@ class Revenue:
             raise ConfigurationError(f"retry must be a RetryPolicy, not {retry!r}")
         if http_client is not None and transport is not None:
             raise ConfigurationError("pass http_client or transport, not both")
-        check_backend(backend, configured=http_client is not None or transport is not None)
+        configured = http_client is not None or transport is not None
+        self._backend = resolve_backend(backend, configured=configured)
         self._retry = retry or RetryPolicy()
         self._client = http_client
         self._transport = transport
-        self._backend = backend
         self._sender_in_use: Sender | None = None
         self._loop: anyio.lowlevel.EventLoopToken | None = None  # the one its sender is bound to
         self._closed = False
-        self._outbox = Outbox(outbox, endpoint=self._shown_url) if outbox is not None else None
-        self._drainer: Drainer | None = None
-        self._background: anyio.abc.TaskGroup | None = None
-        self._draining: anyio.CancelScope | None = None  # the drainer's: aclose cancels it
-        self._drained: anyio.Event | None = None
         self._channel = Channel(
-            sender=self._sender,
-            url=self._shown_url,
-            policy=self._retry,
-            scrub=self._scrub,
-            debug=debug,
+            url=self._shown_url, policy=self._retry, scrub=self._scrub, debug=debug
         )
+        self._outbox: OutboxService | None = None
+        if outbox is not None:  # sqlite3 is loaded only for a client with an outbox
+            from ._outbox import OutboxService
+
+            self._outbox = OutboxService(outbox, endpoint=self._shown_url, channel=self._channel)
+        self._services = AsyncExitStack()  # what __aenter__ started, which __aexit__ ends
 
     def __repr__(self) -> str:
         # Safe on a half-built client too: a traceback of a failed __init__ shows one.
@@ -128,26 +114,15 @@ class Revenue:
         return self._retry
 
     async def __aenter__(self) -> Self:
-        self._sender()
+        sender = self._sender()
         self._check_loop()
         if self._outbox is not None:  # deliver what earlier runs queued, in the background
-            try:
-                await self._outbox.open()  # a bad path fails here, not in the background
+            try:  # a bad path fails here, not in the background
+                await self._services.enter_async_context(self._outbox.running(sender))
             except BaseException:
                 await self.aclose()  # no __aexit__ follows a failed __aenter__
                 raise
-            self._draining, self._drained = anyio.CancelScope(), anyio.Event()
-            self._background = anyio.create_task_group()
-            await self._background.__aenter__()
-            self._background.start_soon(self._deliver_queued, self._draining, self._drained)
         return self
-
-    async def _deliver_queued(self, scope: anyio.CancelScope, done: anyio.Event) -> None:
-        try:
-            with scope:
-                await self._drain().run()
-        finally:
-            done.set()
 
     async def __aexit__(
         self,
@@ -157,10 +132,8 @@ class Revenue:
     ) -> None:
         try:
             await self.aclose()
-        finally:
-            if self._background is not None:  # exited where it was entered: in this task
-                background, self._background = self._background, None
-                await background.__aexit__(None, None, None)
+        finally:  # exited where they were entered: in this task
+            await self._services.aclose()
 
     async def aclose(self) -> None:
         """Stop delivering from the outbox, close the connections we opened; idempotent.
@@ -171,17 +144,14 @@ class Revenue:
         if self._closed:
             return
         self._closed = True
-        self._channel.pauses.close()  # calls waiting to try again end now, not after the wait
+        # Calls waiting to try again end now, not after the wait; none tries again.
+        self._channel.pauses.close(f"{self!r} is closed; create a new Revenue client")
         try:
-            if self._draining is not None and self._drained is not None:
-                self._draining.cancel()  # its task group is left to __aexit__, in its own task
-                with anyio.CancelScope(shield=True):  # no closing the file under its last write
-                    await self._drained.wait()
+            if self._outbox is not None:  # its task group is left to __aexit__, in its task
+                await self._outbox.stop()
         finally:
-            with anyio.CancelScope(shield=True):
-                if self._outbox is not None:
-                    await self._outbox.close()
-                if self._sender_in_use is not None:
+            if self._sender_in_use is not None:
+                with anyio.CancelScope(shield=True):
                     await self._sender_in_use.aclose()
 
     def __del__(self) -> None:
@@ -205,29 +175,21 @@ class Revenue:
         failure raises the matching ``APIError`` or ``APIConnectionError``.
         """
         revenue_event = to_event(event, fields)
+        sender = self._sender()
         self._check_loop()
         body = encode(revenue_event)
         if self._outbox is None:
-            return await self._channel.deliver(revenue_event, body)
+            return await self._channel.deliver(sender, revenue_event, body)
         started = anyio.current_time()
         try:
-            return await self._channel.deliver(revenue_event, body)
+            return await self._channel.deliver(sender, revenue_event, body)
         except (APIConnectionError, APIError) as exc:
             if isinstance(exc, APIError) and exc.status_code not in QUEUEABLE_STATUSES:
                 raise  # refused for good: a queue must not fill with what can never pass
-            await self._queue(revenue_event, body, exc)
+            await self._outbox.put(revenue_event, body, exc)
             attempts = exc.attempts
         elapsed = anyio.current_time() - started
         return TrackResult(revenue_event, None, attempts, elapsed, queued=True)
-
-    async def _queue(self, event: RevenueEvent, body: bytes, error: Exception) -> None:
-        assert self._outbox is not None
-        transaction_id, event_type = event.dedup_key
-        data = _json.dumps(CONVERTER.unstructure(event)).decode()
-        await self._outbox.put(
-            idempotency_key(event), transaction_id, event_type, data, body, failure=error
-        )
-        logger.info("queued %s in the outbox: %s", transaction_id, error)
 
     async def flush(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 (the API)
         """Deliver the outbox now, for at most *timeout* seconds; return what is left.
@@ -238,24 +200,32 @@ class Revenue:
         """
         if self._outbox is None:
             return 0
+        sender = self._sender()
         self._check_loop()
-        drainer = self._drain()
-        with anyio.move_on_after(timeout):
-            while await drainer.drain(due_only=False) or await self.outbox_size():
-                with self._channel.pauses.cut_short():  # aclose() ends it, as it ends a back-off
-                    await anyio.sleep(max(drainer.pause, 0.05))  # a paced poll, as the API is down
-                self._check_open()
-        return (await self._outbox.stats()).pending
+        return await self._outbox.flush(sender, timeout)
 
     async def outbox_size(self) -> int:
         """How many events for this client's endpoint wait in the outbox (0 without one)."""
-        return 0 if self._outbox is None else (await self._outbox.stats()).pending
+        return 0 if self._outbox is None else await self._outbox.size()
 
-    def _drain(self) -> Drainer:
-        assert self._outbox is not None
-        if self._drainer is None:
-            self._drainer = Drainer(self._outbox, drain_channel(self._channel))
-        return self._drainer
+    async def dead_letters(self) -> list[DeadLetter]:
+        """The events of this client's endpoint that Pulsora refused for good, oldest first.
+
+        The outbox keeps each queued event that Pulsora later refused (a 400,
+        413 or 422) as a ``DeadLetter``, with the refusal; none without an outbox.
+        """
+        return [] if self._outbox is None else await self._outbox.dead_letters()
+
+    async def retry_dead_letters(self, letters: Iterable[DeadLetter] | None = None) -> int:
+        """Queue dead letters again (*letters*, or all of this endpoint's); return how many.
+
+        They are delivered in the background as any queued event (``flush``
+        delivers them now). Retry once what made Pulsora refuse them is fixed.
+        """
+        if self._outbox is None:
+            raise ConfigurationError("this client has no outbox: pass outbox= to Revenue")
+        self._check_open()
+        return await self._outbox.retry_dead_letters(letters)
 
     async def track_many(
         self,
@@ -286,6 +256,8 @@ class Revenue:
         every event read but not sent gets a ``failed`` outcome; the report is
         returned ``stopped``, and the input read no further (index ``total`` on).
         """
+        from ._bulk import make_batch  # loaded on the first run: import pulsora_revenue is cheap
+
         batch = make_batch(
             self._channel,
             concurrency=concurrency,
@@ -295,19 +267,13 @@ class Revenue:
             keep_failures=keep_failures,
             time_limit=time_limit,
         )
-        self._sender()  # fail now, not in every worker, if the client is closed
+        sender = self._sender()  # fail now, not in every worker, if the client is closed
         self._check_loop()
         if self._client is not None or self._transport is not None or concurrency <= POOL_SIZE:
-            return await batch.run(events)
+            return await batch.run(events, sender)
         pool = self._new_sender(concurrency)  # our own connections: size them to the run
         try:
-
-            def pooled() -> Sender:
-                self._check_open()  # the Revenue client may have been closed meanwhile
-                return pool
-
-            batch.channel = attrs.evolve(self._channel, sender=pooled)
-            return await batch.run(events)
+            return await batch.run(events, pool)
         finally:
             with anyio.CancelScope(shield=True):
                 await pool.aclose()
@@ -324,7 +290,7 @@ class Revenue:
         """Refuse another event loop than the sender's, which holds its connections.
 
         Another loop (a second ``asyncio.run``) could not use them, nor even close
-        them. Checked once a call, not once an attempt: it costs about 1.5 µs.
+        them. Checked once a call, not once an attempt (benchmarks/README.md).
         """
         if self._loop is not None and anyio.lowlevel.current_token() != self._loop:
             raise ConfigurationError(
@@ -338,22 +304,15 @@ class Revenue:
             raise ClientClosedError(f"{self!r} is closed; create a new Revenue client")
 
     def _new_sender(self, pool: int) -> Sender:
-        headers = SecretHeaders(request_headers(self._token.reveal()), self._token)
-        configured = self._client is not None or self._transport is not None
-        backend = choose_backend(self._backend, configured=configured)
-        logger.debug("sending with %s (%d connections at most)", backend, pool)
-        if backend == "aiohttp":
-            return AiohttpSender(self._shown_url, headers, self._timeout, limit=pool)
-        if self._client is not None:
-            return HttpxSender(self._client, self._url, headers, self._timeout, owned=False)
-        # httpx's pool slows down as it grows (benchmarks/README.md): a run with
-        # more workers queues them in the sender, for one of MAX_CONNECTIONS.
-        connections = min(pool, HttpxSender.MAX_CONNECTIONS)
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        client = make_httpx_client(self._url, transport=self._transport, limits=limits)
-        # A transport of the user's has no pool of ours to wait for: nothing to queue.
-        queue = connections if self._transport is None else None
-        return HttpxSender(client, self._url, headers, self._timeout, owned=True, connections=queue)
+        return open_sender(
+            self._backend,
+            self._url,
+            self._token,
+            self._timeout,
+            pool=pool,
+            client=self._client,
+            transport=self._transport,
+        )
 
     def _scrub(self, text: str) -> str:
         """Remove the token from anything the server echoed back."""

@@ -8,7 +8,7 @@ every call, for emulators that need a clock that moves in test mode.
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import time
 from collections.abc import Callable
 
@@ -46,17 +46,19 @@ async def sleep(seconds: float) -> None:
 
 def loop_clock() -> Callable[[], float]:
     """The running event loop's clock, as a plain function (cheaper than anyio's per call)."""
-    try:  # cheaper than asking sniffio, and this runs for every event
-        loop = asyncio.get_running_loop()
+    # Cheaper than asking sniffio, and asyncio is not imported here: a program that
+    # has not imported it runs no asyncio loop.
+    asyncio = sys.modules.get("asyncio")
+    try:
+        loop = asyncio.get_running_loop() if asyncio is not None else None
     except RuntimeError:  # not asyncio: trio
+        loop = None
+    if asyncio is None or loop is None:
         return anyio.current_time
-    clock = loop.time
-    if getattr(clock, "__func__", None) is _STOCK_TIME:  # asyncio's own clock is
-        return time.monotonic  # time.monotonic: read it without a Python frame between
+    clock: Callable[[], float] = loop.time
+    if getattr(clock, "__func__", None) is asyncio.BaseEventLoop.time:  # asyncio's own
+        return time.monotonic  # clock is time.monotonic: read it without a Python frame
     return clock  # uvloop's, or one a test replaced
-
-
-_STOCK_TIME = asyncio.BaseEventLoop.time
 
 
 class Stopwatch:

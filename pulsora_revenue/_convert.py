@@ -52,7 +52,7 @@ def configure_converter(converter: cattrs.Converter) -> None:
     def unstructure(event: RevenueEvent) -> dict[str, Any]:
         wire = data(event)
         # Not cattrs' `!= None`: Decimal answers that with an isinstance check against
-        # numbers.Rational, 2,000 instructions (half a percent of a request).
+        # numbers.Rational, dear for every event (benchmarks/README.md).
         if event.mrr_impact is not None:
             wire["mrr_impact"] = event.mrr_impact
         if event.occurred_at is not None:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import anyio.lowlevel
 import attrs
 
 from . import _clock
-from ._event import RevenueEvent
-from ._http import Reply, idempotency_key, to_exception
-from ._pacing import Pacing
+from ._errors import ClientClosedError
+from ._event import RevenueEvent, idempotency_key
+from ._results import Delivered, TrackResult
 from ._retry import RetryPolicy, Verdict, decide
-from ._senders import Sender
+from ._transports import Reply, Sender
+
+if TYPE_CHECKING:
+    from ._pacing import Pacing
 
 logger = logging.getLogger("pulsora_revenue")
 
@@ -34,29 +38,6 @@ MAX_PACED = 100
 MAX_RETRY_AFTER = 3600.0
 
 
-@attrs.frozen
-class TrackResult:
-    """What happened to one tracked event.
-
-    ``status_code`` is the accepting HTTP status (409 for a ``duplicate``, None
-    when queued), ``attempts`` the number of requests made, ``elapsed`` the
-    seconds the call took, and ``duplicate`` whether Pulsora reported the event
-    as already recorded after an earlier attempt of this same call lost its answer.
-    """
-
-    event: RevenueEvent
-    status_code: int | None
-    attempts: int
-    elapsed: float
-    duplicate: bool = False
-    queued: bool = False
-
-
-#: What ``Channel.send`` returns: a ``TrackResult``'s status_code, attempts,
-#: elapsed and duplicate, in the order of its fields (``TrackResult(event, *delivered)``).
-Delivered = tuple[int | None, int, float, bool]
-
-
 @attrs.define
 class Pauses:
     """The waits of a client's calls between attempts, which closing the client ends.
@@ -67,7 +48,13 @@ class Pauses:
     """
 
     closed: bool = False
+    _why: str = ""  # the message of the ClientClosedError of a call after closing
     _scopes: set[anyio.CancelScope] = attrs.Factory(set)
+
+    def check(self) -> None:
+        """Raise ``ClientClosedError`` once the client is closed: no attempt starts then."""
+        if self.closed:
+            raise ClientClosedError(self._why)
 
     @contextmanager
     def cut_short(self) -> Iterator[None]:
@@ -81,25 +68,23 @@ class Pauses:
             finally:
                 self._scopes.discard(scope)
 
-    def close(self) -> None:
-        """End every wait in progress, and any to come."""
-        self.closed = True
+    def close(self, why: str) -> None:
+        """End every wait in progress, and any to come; no attempt starts after this."""
+        self.closed, self._why = True, why
         for scope in self._scopes:
             scope.cancel()
 
 
 @attrs.frozen
 class Channel:
-    """Everything needed to send events to one Pulsora endpoint.
+    """Everything needed to send events to one Pulsora endpoint, but the ``Sender``.
 
-    *sender* returns the ``Sender`` to use (it raises once the owner is
-    closed), *url* is the endpoint as shown in messages, *scrub* removes the
-    token from text the server sent back, and *debug* logs every attempt.
-    *pauses* are the waits between attempts, shared by every copy of a client's
-    channel (``attrs.evolve`` keeps it), which the client ends when it closes.
+    *url* is the endpoint as shown in messages, *scrub* removes the token from
+    text the server sent back, and *debug* logs every attempt. *pauses* are the
+    waits between attempts, shared by every copy of a client's channel
+    (``attrs.evolve`` keeps it), which the client ends when it closes.
     """
 
-    sender: Callable[[], Sender] = attrs.field(repr=False)
     url: str
     policy: RetryPolicy
     scrub: Callable[[str], str] = attrs.field(repr=False)
@@ -108,23 +93,26 @@ class Channel:
 
     async def deliver(
         self,
+        sender: Sender,
         event: RevenueEvent,
         body: bytes,
         *,
         key: str | None = None,
         pacing: Pacing | None = None,
     ) -> TrackResult:
-        """Send *event* (encoded as *body*) until accepted, or raise the final error.
+        """Send *event* (encoded as *body*) with *sender* until accepted, or raise the final error.
 
         *key* is the event's ``idempotency_key``, if the caller has it already.
         A caller cancelled already sends nothing: on a pooled connection aiohttp
         writes the request before it first waits, where a cancellation would land.
         """
         await anyio.lowlevel.checkpoint_if_cancelled()
-        return TrackResult(event, *await self.send(event, body, key=key, pacing=pacing))
+        delivered = await self.send(sender, event, body, key=key, pacing=pacing)
+        return delivered.result(event)
 
     async def send(
         self,
+        sender: Sender,
         event: RevenueEvent,
         body: bytes,
         *,
@@ -132,12 +120,12 @@ class Channel:
         pacing: Pacing | None = None,
         clock: Callable[[], float] | None = None,
     ) -> Delivered:
-        """Like ``deliver``, but return the figures of its ``TrackResult``, not one.
+        """Like ``deliver``, but say how it was ``Delivered``, without a ``TrackResult``.
 
         ``track_many`` builds the ``TrackResult`` only when someone will see it,
         and passes the loop's *clock*, looked up once a run.
         """
-        policy = self.policy
+        policy, pauses = self.policy, self.pauses
         key = key or idempotency_key(event)
         watch = _clock.Stopwatch(clock)
         maybe_delivered = False
@@ -147,10 +135,10 @@ class Channel:
             # Only where there is a wait: a cancel scope costs microseconds an event.
             if pacing is not None and not pacing.idle:  # the 429 gate counts against the deadline
                 refusal = None  # if closing the client cut the wait short
-                with self.pauses.cut_short():  # then self.sender() raises ClientClosedError
+                with pauses.cut_short():  # then pauses.check() raises ClientClosedError
                     refusal = await pacing.wait(watch, policy.deadline)
                 if refusal is not None:  # the gate would hold it past its deadline: fail now
-                    raise to_exception(
+                    raise failure(
                         refusal,
                         event=event,
                         attempts=requests,
@@ -159,13 +147,14 @@ class Channel:
                     )
                 fresh = False
             budget = policy.deadline if fresh else max(0.0, policy.deadline - watch.elapsed())
-            reply = await self.sender().post(body, key, budget=budget, scrub=self.scrub)
+            pauses.check()
+            reply = await sender.post(body, key, budget=budget, scrub=self.scrub)
             requests += 1
             elapsed = watch.elapsed()
             if self.debug:
                 self._log(event, reply, requests, elapsed)
             if reply.seen.accepted:  # the common case: nothing to decide
-                return reply.seen.status_code, requests, elapsed, False
+                return Delivered(reply.seen.status_code, requests, elapsed, duplicate=False)
             if pacing is not None and reply.seen.status_code == 429 and paced < MAX_PACED:
                 wait = reply.seen.retry_after
                 if wait is None or wait <= MAX_RETRY_AFTER:
@@ -178,9 +167,9 @@ class Channel:
                 policy, reply.seen, attempt=tries, elapsed=elapsed, maybe_delivered=maybe_delivered
             )
             if decision.verdict is Verdict.DELIVERED:
-                return reply.seen.status_code, requests, elapsed, decision.duplicate
+                return Delivered(reply.seen.status_code, requests, elapsed, decision.duplicate)
             if decision.verdict is Verdict.GIVE_UP:
-                raise to_exception(
+                raise failure(
                     reply,
                     event=event,
                     attempts=requests,
@@ -189,8 +178,8 @@ class Channel:
                 )
             maybe_delivered = maybe_delivered or reply.seen.may_have_landed
             if self.debug:
-                logger.debug("retrying %s in %.3f s", summary(event), decision.delay)
-            with self.pauses.cut_short():  # then self.sender() raises ClientClosedError
+                logger.debug("retrying %s in %.3f s", describe(event), decision.delay)
+            with pauses.cut_short():  # then pauses.check() raises ClientClosedError
                 await watch.sleep(decision.delay)
 
     def _log(self, event: RevenueEvent, reply: Reply, attempt: int, elapsed: float) -> None:
@@ -204,12 +193,23 @@ class Channel:
             answer,
             attempt,
             elapsed,
-            summary(event),
+            describe(event),
         )
 
 
-def summary(event: RevenueEvent) -> str:
+def describe(event: RevenueEvent) -> str:
     """Describe an event for a log line without its visitor or session ids."""
     kind = event.event_type.value if event.event_type else "-"
     amount = f"{event.amount} {event.currency}"
     return f"transaction_id={event.transaction_id} event_type={kind} amount={amount}"
+
+
+def failure(
+    reply: Reply, *, event: RevenueEvent, attempts: int, url: str, maybe_delivered: bool
+) -> Exception:
+    """The exception for a final, failed *reply*: ``_failures`` is loaded on the first one."""
+    from ._failures import to_exception
+
+    return to_exception(
+        reply, event=event, attempts=attempts, url=url, maybe_delivered=maybe_delivered
+    )

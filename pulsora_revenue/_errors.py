@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from ._report import BatchReport
+    from ._results import BatchReport
 
 
 #: How much of a received value a message shows.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -108,6 +109,19 @@ class RevenueEvent:
     def dedup_key(self) -> tuple[str, str]:
         """The de-duplication key: ``(transaction_id, event_type)``."""
         return (self.transaction_id, str(self.event_type) if self.event_type else "")
+
+
+def idempotency_key(event: RevenueEvent) -> str:
+    """The same ``Idempotency-Key`` for every attempt of one (transaction_id, event_type)."""
+    return key_digest(event).hex()
+
+
+def key_digest(event: RevenueEvent) -> bytes:
+    """The SHA-256 digest that ``idempotency_key`` writes in hexadecimal."""
+    transaction_id, event_type = event.dedup_key
+    return hashlib.sha256(
+        f"pulsora-revenue/1\x1f{transaction_id}\x1f{event_type}".encode()
+    ).digest()
 
 
 def _lift_occurred_at(

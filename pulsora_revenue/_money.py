@@ -29,19 +29,6 @@ MAX_HELPER_DIGITS = 1000
 _MAX_INT_BITS = 3400
 
 
-def to_decimal(value: object) -> Decimal | None:
-    """Return *value* as a ``Decimal`` fit for an event, or None.
-
-    Accepted: int (not bool), Decimal, a decimal string of ASCII digits
-    ("49.99", "-1.5e3"), and float, which goes through its shortest repr so that
-    0.1 becomes Decimal("0.1"); finite, and within ``MAX_DIGITS`` digits before
-    and after the point (writing out a bigger number digit for digit could take
-    gigabytes).
-    """
-    number = parse_decimal(value)
-    return number if number is not None and within(number, MAX_DIGITS) else None
-
-
 def parse_decimal(value: object) -> Decimal | None:
     """Return *value* as a finite ``Decimal``, or None if it is no number.
 

@@ -19,8 +19,8 @@ import attrs
 
 from . import _clock
 from ._errors import ConfigurationError
-from ._http import Reply
 from ._retry import RETRY_AFTER_JITTER, Observation, leaves_time
+from ._transports._reply import Reply
 
 
 @attrs.define

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -8,12 +9,29 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from hypothesis import settings
 
 from pulsora_revenue import testing
-from pulsora_revenue._server import create_app, serve_in_thread
+
+#: Hypothesis' own default number of examples, the scale tests chose theirs on.
+HYPOTHESIS_DEFAULT = 100
+
+#: A modest search by default, so that the suite does not wait; one 20 times wider
+#: with ``PULSORA_HYPOTHESIS=thorough`` (before a release, or after touching a parser).
+settings.register_profile("quick", max_examples=HYPOTHESIS_DEFAULT // 4)
+settings.register_profile("thorough", max_examples=HYPOTHESIS_DEFAULT * 5)
+settings.load_profile(os.environ.get("PULSORA_HYPOTHESIS", "quick"))
+
+
+def examples(count: int) -> int:
+    """*count* examples, as a test would choose them at Hypothesis' default, for this profile."""
+    return max(1, round(count * settings().max_examples / HYPOTHESIS_DEFAULT))
+
 
 #: Every async test runs on asyncio, on uvloop (which uvicorn uses when it is
-#: installed: its own clock and transports), and on trio.
+#: installed: its own clock and transports), and on trio. A test whose behaviour
+#: cannot depend on the event loop (pure code, or a server in its own thread)
+#: takes ``ONE_BACKEND`` instead.
 ANYIO_BACKENDS = [
     pytest.param("asyncio", id="asyncio"),
     pytest.param(
@@ -25,6 +43,10 @@ ANYIO_BACKENDS = [
     ),
     pytest.param("trio", id="trio"),
 ]
+
+
+#: For ``@pytest.mark.parametrize("anyio_backend", ONE_BACKEND)``: asyncio only.
+ONE_BACKEND = ["asyncio"]
 
 
 @pytest.fixture(params=ANYIO_BACKENDS)
@@ -48,23 +70,28 @@ def _no_token_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PULSORA_HTTP_BACKEND", raising=False)
 
 
-pytest_plugins = ["pulsora_revenue.pytest_plugin"]
+pytest_plugins = ["pulsora_revenue.testing.pytest_plugin"]
 
 
 @attrs.define
 class DevServer:
-    """A running dev server: its base URL, ingest endpoint, and database file."""
+    """A running dev server: its base URL, ingest endpoint, and database file.
+
+    It is scripted and read through one kept-open client: a new httpx client costs
+    some 25 ms of CPU (its TLS context), and every test that uses the server resets it.
+    """
 
     url: str
     db: Path
+    http: httpx.Client = attrs.field(repr=False)
 
     @property
     def endpoint(self) -> str:
         return f"{self.url}/api/ingest"
 
     def reset(self) -> None:
-        httpx.delete(f"{self.url}/api/events").raise_for_status()
-        httpx.delete(f"{self.url}/api/faults").raise_for_status()
+        self.http.delete(f"{self.url}/api/events").raise_for_status()
+        self.http.delete(f"{self.url}/api/faults").raise_for_status()
 
     def script(
         self,
@@ -77,11 +104,11 @@ class DevServer:
             spec["chaos"] = chaos
         if outage is not None:
             spec["outage"] = outage
-        httpx.post(f"{self.url}/api/faults", json=spec).raise_for_status()
+        self.http.post(f"{self.url}/api/faults", json=spec).raise_for_status()
 
     def events(self, transaction_id: str | None = None) -> list[dict[str, object]]:
         params = {"transaction_id": transaction_id} if transaction_id else {}
-        response = httpx.get(f"{self.url}/api/events", params=params)
+        response = self.http.get(f"{self.url}/api/events", params=params)
         response.raise_for_status()
         result: list[dict[str, object]] = response.json()
         return result
@@ -89,10 +116,13 @@ class DevServer:
 
 @pytest.fixture(scope="session")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    """The real ``pulsora-revenue dev`` app, served by uvicorn on loopback."""
+    """The real ``pulsora-revenue dev`` app, served by uvicorn on loopback (as users serve it)."""
     db = tmp_path_factory.mktemp("dev") / "events.sqlite"
-    with serve_in_thread(create_app(db)) as url:
-        yield DevServer(url, db)
+    # Connections kept for 1 s at most: uvicorn closes them after 5 s idle, and a
+    # request must never race that close.
+    limits = httpx.Limits(keepalive_expiry=1.0)
+    with testing.serve_emulator(db) as emulator, httpx.Client(limits=limits) as http:
+        yield DevServer(emulator.url, emulator.db, http)
 
 
 @pytest.fixture

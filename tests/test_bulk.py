@@ -22,6 +22,8 @@ from pulsora_revenue import (
     RateLimitError,
     RetryPolicy,
     Revenue,
+    _bulk,
+    _clock,
     testing,
 )
 from pulsora_revenue._bulk import PREPARE_CHUNK
@@ -56,7 +58,7 @@ async def test_counts_and_order_under_random_latency() -> None:
 async def test_peak_concurrency_never_exceeds_the_setting(concurrency: int) -> None:
     fake = FakePulsora(latency=0.02)
     async with Revenue(TOKEN, transport=fake.transport) as revenue:
-        await revenue.track_many(events(60), concurrency=concurrency)
+        await revenue.track_many(events(8 * concurrency), concurrency=concurrency)  # 8 waves
     assert concurrency // 2 <= fake.peak_concurrency <= concurrency
 
 
@@ -170,7 +172,7 @@ async def test_failures_do_not_stop_the_run_and_can_be_dropped() -> None:
     async with Revenue(TOKEN, transport=fake.transport) as revenue:
         report = await revenue.track_many(events(20), concurrency=1, keep_failures=False)
     assert (report.total, report.sent, report.failed) == (20, 17, 3)
-    assert report.failures == []
+    assert report.failures == ()
 
 
 async def test_authentication_error_stops_the_run() -> None:
@@ -198,13 +200,13 @@ async def test_authentication_error_stops_the_run() -> None:
 
 
 async def test_429_pauses_every_worker_without_using_attempts() -> None:
-    testing.set_testing(False)  # real time: the test is about when requests are sent
+    """When requests are sent, on the virtual clock: the 1 s at the gate is not slept."""
     fake = FakePulsora(latency=0.01)
     fake.fail_next(429, retry_after=1)
     sent_at: list[float] = []
 
     async def timed(request: httpx.Request) -> httpx.Response:
-        sent_at.append(anyio.current_time())
+        sent_at.append(_clock.now())
         return await fake.transport.handle_async_request(request)
 
     policy = RetryPolicy(max_attempts=1)
@@ -219,14 +221,14 @@ async def test_429_pauses_every_worker_without_using_attempts() -> None:
 
 
 async def test_429_storm_sends_no_more_than_concurrency_while_closed() -> None:
-    testing.set_testing(False)
+    """A storm of 1 s on the virtual clock, which moves by the waits at the gate."""
     storm_until = 0.0
     during_storm = 0
     fake = FakePulsora()
 
     async def storm(request: httpx.Request) -> httpx.Response:
         nonlocal storm_until, during_storm
-        now = anyio.current_time()
+        now = _clock.now()
         if not storm_until:
             storm_until = now + 1.0
         if now < storm_until:
@@ -373,12 +375,12 @@ async def test_concurrency_beyond_the_pool_gets_its_own_pool(
     monkeypatch.setattr(Revenue, "_new_sender", recording)
     monkeypatch.setenv("PULSORA_HTTP_BACKEND", backend)
     async with Revenue(TOKEN, endpoint=server.endpoint) as revenue:
-        await revenue.track_many(events(50), concurrency=8)
-        report = await revenue.track_many(events(200, start=50), concurrency=100)
+        await revenue.track_many(events(16), concurrency=8)
+        report = await revenue.track_many(events(100, start=16), concurrency=100)
         assert (await revenue.track({**EVENT, "transaction_id": "after"})).status_code == 202
-    assert report.sent == 200
+    assert report.sent == 100
     assert pools == [64, 100]  # the client's own pool, then one sized to the run
-    assert len(server.events()) == 251
+    assert len(server.events()) == 117
 
 
 async def test_a_users_transport_is_never_closed_by_a_big_run() -> None:
@@ -566,9 +568,10 @@ async def test_an_async_input_that_cannot_start_raises_its_own_error() -> None:
 
 @pytest.mark.parametrize("closing", ["slow", "failing"])
 async def test_an_input_slow_or_failing_to_close_changes_nothing_of_the_outcome(
-    closing: str, caplog: pytest.LogCaptureFixture
+    closing: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     testing.set_testing(False)
+    monkeypatch.setattr(_bulk, "CLOSE_INPUT_WITHIN", 0.05)  # not 2 s, in a test
 
     async def source() -> AsyncIterator[dict[str, Any]]:
         try:
@@ -585,6 +588,6 @@ async def test_an_input_slow_or_failing_to_close_changes_nothing_of_the_outcome(
     async with Revenue(TOKEN, transport=transport) as revenue:
         with pytest.raises(AuthenticationError):  # the run's own error, not the OSError
             await revenue.track_many(source(), concurrency=2)
-    assert anyio.current_time() - started < 5  # not 30 s
+    assert anyio.current_time() - started < 5  # not 30 s: the close was given up
     if closing == "failing":
         assert "closing the input of track_many failed" in caplog.text

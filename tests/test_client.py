@@ -34,6 +34,7 @@ from pulsora_revenue import (
 )
 from pulsora_revenue.testing import FakePulsora
 
+from .conftest import ONE_BACKEND
 from .data import EVENT, TOKEN
 
 pytestmark = pytest.mark.anyio
@@ -436,8 +437,14 @@ def test_token_and_endpoint_from_environment(monkeypatch: pytest.MonkeyPatch) ->
         "https://analytics.example.com/api/ingest",
     ],
 )
-def test_accepted_endpoints(endpoint: str) -> None:
-    Revenue(TOKEN, endpoint=endpoint)
+@pytest.mark.parametrize("anyio_backend", ONE_BACKEND)  # a URL, the same on every loop
+async def test_accepted_endpoints(endpoint: str) -> None:
+    """An accepted endpoint is where the events go."""
+    script = Script()
+    async with Revenue(TOKEN, endpoint=endpoint, transport=httpx.MockTransport(script)) as revenue:
+        assert revenue.endpoint == endpoint
+        await revenue.track(EVENT)
+    assert [str(request.url) for request in script.requests] == [endpoint]
 
 
 @pytest.mark.parametrize(

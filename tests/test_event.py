@@ -24,6 +24,8 @@ from pulsora_revenue import (
 from pulsora_revenue._convert import encode, make_converter
 from pulsora_revenue._iso4217 import MINOR_UNITS
 
+from .conftest import examples
+
 VALID: dict[str, Any] = {
     "visitor_fingerprint": "fp_abc",
     "session_id": "sess_123",
@@ -980,7 +982,7 @@ def valid_events(draw: st.DrawFn) -> RevenueEvent:
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(valid_events())
 def test_wire_json_round_trip(event: RevenueEvent) -> None:
     data = _json.dumps(converter.unstructure(event))
@@ -991,7 +993,7 @@ def test_wire_json_round_trip(event: RevenueEvent) -> None:
     assert back.occurred_at == event.occurred_at
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(valid_events())
 def test_a_request_body_holds_what_the_exact_encoder_writes(event: RevenueEvent) -> None:
     # With orjson, the amounts are fragments made ahead, and metadata's big ints fall
@@ -1010,7 +1012,7 @@ def assert_plain(value: object) -> None:
             assert_plain(item)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(valid_events())
 def test_unstructure_gives_plain_wire_data(event: RevenueEvent) -> None:
     wire = converter.unstructure(event)

@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -31,18 +30,18 @@ from pulsora_revenue import (
     ValidationError,
     _json,
 )
-from pulsora_revenue._backfill import write_failure
-from pulsora_revenue._commands import _problems
+from pulsora_revenue._cli._backfill import write_failure
+from pulsora_revenue._cli._commands import _problems
+from pulsora_revenue._cli._rows import read
 from pulsora_revenue._convert import CONVERTER, to_event
+from pulsora_revenue._emulator._contract import Ingest
+from pulsora_revenue._emulator._fake import MemoryStore
+from pulsora_revenue._emulator._faults import Fault
 from pulsora_revenue._errors import SHOWN, received
-from pulsora_revenue._fake import MemoryStore
-from pulsora_revenue._faults import Fault
 from pulsora_revenue._fields import MAX_EVENT_TEXT, MAX_METADATA_VALUES
-from pulsora_revenue._ingest import Ingest
-from pulsora_revenue._rows import read
 from pulsora_revenue.testing import FakePulsora
 
-from .conftest import DevServer
+from .conftest import DevServer, examples
 from .data import EVENT, TOKEN
 
 SECRET = {"x-api-token": TOKEN}
@@ -369,7 +368,6 @@ def test_a_bad_fault_is_a_value_error(spec: dict[str, object]) -> None:
     assert len(str(info.value)) < 200
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     "body",
     [
@@ -380,24 +378,21 @@ def test_a_bad_fault_is_a_value_error(spec: dict[str, object]) -> None:
     ],
     ids=["deeper-than-json", "deep-fault", "deep-status", "huge-seconds"],
 )
-async def test_the_dev_server_answers_400_to_a_bad_fault_script(
-    server: DevServer, body: bytes
-) -> None:
-    async with httpx.AsyncClient() as client:
-        response = await client.post(f"{server.url}/api/faults", content=body)
-        probe = await client.post(f"{server.url}/api/faults", json={"faults": []})
+def test_the_dev_server_answers_400_to_a_bad_fault_script(server: DevServer, body: bytes) -> None:
+    """The server runs in its own thread: a plain client, and no event loop, test it."""
+    response = server.http.post(f"{server.url}/api/faults", content=body)
+    probe = server.http.post(f"{server.url}/api/faults", json={"faults": []})
     assert response.status_code == 400, response.text
     assert response.json()["error"].startswith("Bad fault script")
     assert probe.json()["pending"] == 0
 
 
-@pytest.mark.anyio
-async def test_the_dev_server_answers_400_to_a_deep_body(server: DevServer) -> None:
-    async with httpx.AsyncClient() as client:
-        statuses = {
-            (await client.post(server.endpoint, headers=SECRET, content=deep_body(n))).status_code
-            for n in [*range(700, 1000), 100_000]
-        }
+def test_the_dev_server_answers_400_to_a_deep_body(server: DevServer) -> None:
+    post = server.http.post
+    statuses = {
+        post(server.endpoint, headers=SECRET, content=deep_body(n)).status_code
+        for n in [*range(700, 1000), 100_000]
+    }
     assert statuses == {400}
     assert server.events() == []
 
@@ -498,14 +493,14 @@ events = st.fixed_dictionaries(
 inputs = st.one_of(events, anything)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(event=events)
 def test_revenue_event_raises_nothing_but_validation_error(event: dict[str, Any]) -> None:
     error = refusal(lambda: RevenueEvent(**event))
     assert error is None or len(str(error)) < 300 * len(error.errors) + 100
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(value=inputs)
 def test_structure_and_validate_raise_nothing_but_validation_error(value: object) -> None:
     refusal(lambda: to_event(value, {}))
@@ -521,7 +516,7 @@ def body_of(value: object) -> Iterator[bytes]:
     yield _json.dumps_lenient(value).encode()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(value=inputs, raw=st.binary(max_size=50))
 def test_the_emulator_answers_every_body(value: object, raw: bytes) -> None:
     ingest = Ingest(MemoryStore())
@@ -533,7 +528,9 @@ def test_the_emulator_answers_every_body(value: object, raw: bytes) -> None:
 
 @pytest.mark.anyio
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(items=st.lists(inputs, max_size=5))
 async def test_track_and_track_many_raise_nothing_but_validation_error(

@@ -18,6 +18,8 @@ from pulsora_revenue import (
 )
 from pulsora_revenue._iso4217 import MINOR_UNITS
 
+from .conftest import examples
+
 EXPONENTS = [
     ("JPY", 0),
     ("KRW", 0),
@@ -227,7 +229,7 @@ minor_amounts = (
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(minor_amounts, currencies)
 def test_minor_units_round_trip(minor: int, currency: str) -> None:
     amount = from_minor_units(minor, currency)
@@ -247,7 +249,7 @@ def amounts_in_currency(draw: st.DrawFn) -> tuple[Decimal, str]:
     return Decimal(f"{units}E-{places}"), currency
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(amounts_in_currency())
 def test_major_units_round_trip(case: tuple[Decimal, str]) -> None:
     amount, currency = case
@@ -256,7 +258,7 @@ def test_major_units_round_trip(case: tuple[Decimal, str]) -> None:
     assert from_minor_units(minor, currency) == amount
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     currencies,
     st.integers(min_value=1, max_value=4),

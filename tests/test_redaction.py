@@ -26,6 +26,7 @@ from pulsora_revenue import (
     APIConnectionError,
     APITimeoutError,
     AuthenticationError,
+    Backend,
     BadRequestError,
     ClientClosedError,
     ConfigurationError,
@@ -39,7 +40,6 @@ from pulsora_revenue import (
     ValidationError,
 )
 from pulsora_revenue._config import SecretHeaders, Token, redact
-from pulsora_revenue._senders import Backend
 
 from .conftest import DevServer
 
@@ -121,7 +121,9 @@ class EchoingProxy(socketserver.StreamRequestHandler):
 @contextmanager
 def echoing_proxy() -> Iterator[str]:
     with socketserver.ThreadingTCPServer(("127.0.0.1", 0), EchoingProxy) as proxy:
-        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        # shutdown() waits for the loop's next poll: every 10 ms, not the default 0.5 s.
+        serve = threading.Thread(target=proxy.serve_forever, args=(0.01,), daemon=True)
+        serve.start()
         try:
             yield f"http://127.0.0.1:{proxy.server_address[1]}/api/ingest"
         finally:
@@ -407,7 +409,7 @@ async def test_an_http_error_shows_no_token_in_locals(
         endpoint=server.endpoint if script is not None else refused_port,
         backend=backend,
         retry=RetryPolicy(max_attempts=1),
-        timeout=0.3 if "delay" in (script or {}) else 5,
+        timeout=0.1 if "delay" in (script or {}) else 5,
     )
     async with revenue:
         with pytest.raises(error) as info:
