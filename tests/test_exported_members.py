@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import types
 import typing
 
 import pulsora_revenue
@@ -82,3 +84,61 @@ def test_the_webhooks_surface_is_sorted_and_importable() -> None:
         assert getattr(webhooks, name) is not None
     for processor in (stripe, paddle):
         assert {"sign", "to_revenue_events", "verify"} <= set(processor.__all__)
+
+
+#: The modules whose names users import.
+PUBLIC_MODULES = [
+    "pulsora_revenue",
+    "pulsora_revenue.starlette",
+    "pulsora_revenue.testing",
+    "pulsora_revenue.webhooks",
+    "pulsora_revenue.webhooks.paddle",
+    "pulsora_revenue.webhooks.stripe",
+]
+
+
+def test_no_public_name_or_signature_holds_a_private_type() -> None:
+    """What users can reach is a type they can name: none of a private module only."""
+    modules = [importlib.import_module(name) for name in PUBLIC_MODULES]
+    exported = {
+        value
+        for module in modules
+        for value in map(vars(module).get, getattr(module, "__all__", ()))
+        if isinstance(value, type)
+    }
+    leaks = []
+    for module in modules:
+        for name in getattr(module, "__all__", ()):
+            value = getattr(module, name)
+            where = f"{module.__name__}.{name}"
+            if not isinstance(value, type | types.FunctionType | types.ModuleType):
+                leaks += [f"{where} is a {kind}" for kind in private([type(value)], exported)]
+            for member, hints in signatures(where, value):
+                leaks += [f"{member} names {kind}" for kind in private(hints, exported)]
+    assert leaks == []
+
+
+def private(kinds: list[object], exported: set[type]) -> list[str]:
+    """The types of *kinds* (and their arguments) that are ours and not exported."""
+    found = []
+    for kind in kinds:
+        if isinstance(kind, type) and kind.__module__.startswith("pulsora_revenue"):
+            found += [] if kind in exported else [f"{kind.__module__}.{kind.__qualname__}"]
+        found += private(list(typing.get_args(kind)), exported)
+    return found
+
+
+def signatures(where: str, value: object) -> list[tuple[str, list[object]]]:
+    """The annotated types of a public function, or of a public class's public methods."""
+    if isinstance(value, types.FunctionType):
+        return [(where, list(typing.get_type_hints(value).values()))]
+    if not isinstance(value, type) or issubclass(value, BaseException):
+        return []
+    found = []
+    for attribute, member in vars(value).items():
+        function = member.fget if isinstance(member, property) else member
+        public = attribute == "__init__" or not attribute.startswith("_")
+        if public and isinstance(function, types.FunctionType):
+            hints = typing.get_type_hints(function)
+            found.append((f"{where}.{attribute}", list(hints.values())))
+    return found

@@ -94,9 +94,9 @@ from ._ledger import Ledger, Movement, Observation
 from ._paddle_prices import lost_mrr, paid, snapshot_mrr, transaction_mrr
 from ._payload import Node
 
-__all__ = ["SCHEME", "sign", "to_revenue_events", "verify"]
+__all__ = ["sign", "to_revenue_events", "verify"]
 
-SCHEME = _signing.Scheme("Paddle", "Paddle-Signature", ";", "ts", "h1", b":")
+_SCHEME = _signing.Scheme("Paddle", "Paddle-Signature", ";", "ts", "h1", b":")
 
 PROCESSOR = "paddle"
 
@@ -138,12 +138,12 @@ def verify(
     ``WebhookVerificationError`` subclass when the header is missing,
     malformed, outside *tolerance* seconds of *now*, or matches no secret.
     """
-    return _signing.verify(SCHEME, payload, header, secret, tolerance=tolerance, now=now)
+    return _signing.verify(_SCHEME, payload, header, secret, tolerance=tolerance, now=now)
 
 
 def sign(payload: bytes | str, secret: str, *, timestamp: int) -> str:
     """A valid ``Paddle-Signature`` value for *payload*, for tests."""
-    return _signing.sign(SCHEME, payload, secret, timestamp=timestamp)
+    return _signing.sign(_SCHEME, payload, secret, timestamp=timestamp)
 
 
 async def to_revenue_events(

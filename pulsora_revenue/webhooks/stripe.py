@@ -47,9 +47,9 @@ from ._payload import Node
 from ._stripe_context import EXPONENTS, Context, customer, extra, guest, money, own_metadata
 from ._stripe_subscriptions import invoice_paid, subscription_changed
 
-__all__ = ["EXPONENTS", "SCHEME", "sign", "to_revenue_events", "verify"]
+__all__ = ["EXPONENTS", "sign", "to_revenue_events", "verify"]
 
-SCHEME = _signing.Scheme("Stripe", "Stripe-Signature", ",", "t", "v1", b".")
+_SCHEME = _signing.Scheme("Stripe", "Stripe-Signature", ",", "t", "v1", b".")
 
 
 def verify(
@@ -68,12 +68,12 @@ def verify(
     *now*; ``tolerance=None`` checks no time, as stripe-python), or matches no
     secret.
     """
-    return _signing.verify(SCHEME, payload, header, secret, tolerance=tolerance, now=now)
+    return _signing.verify(_SCHEME, payload, header, secret, tolerance=tolerance, now=now)
 
 
 def sign(payload: bytes | str, secret: str, *, timestamp: int) -> str:
     """A valid ``Stripe-Signature`` value for *payload*, for tests."""
-    return _signing.sign(SCHEME, payload, secret, timestamp=timestamp)
+    return _signing.sign(_SCHEME, payload, secret, timestamp=timestamp)
 
 
 async def to_revenue_events(
