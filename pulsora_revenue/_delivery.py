@@ -99,15 +99,17 @@ class Channel:
         *,
         key: str | None = None,
         pacing: Pacing | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> TrackResult:
         """Send *event* (encoded as *body*) with *sender* until accepted, or raise the final error.
 
-        *key* is the event's ``idempotency_key``, if the caller has it already.
-        A caller cancelled already sends nothing: on a pooled connection aiohttp
-        writes the request before it first waits, where a cancellation would land.
+        *key* is the event's ``idempotency_key``, and *clock* the loop's, if the
+        caller has them already. A caller cancelled already sends nothing: on a
+        pooled connection aiohttp writes the request before it first waits, where
+        a cancellation would land.
         """
         await anyio.lowlevel.checkpoint_if_cancelled()
-        delivered = await self.send(sender, event, body, key=key, pacing=pacing)
+        delivered = await self.send(sender, event, body, key=key, pacing=pacing, clock=clock)
         return delivered.result(event)
 
     async def send(

@@ -20,7 +20,7 @@ _T = TypeVar("_T")
 OCCURRED_AT_KEY = "occurred_at"
 
 
-@attrs.frozen(kw_only=True, init=False)
+@attrs.frozen(kw_only=True, init=False, repr=False)
 class RevenueEvent:
     """A revenue event, validated and normalised on construction.
 
@@ -105,6 +105,14 @@ class RevenueEvent:
             raise ValidationError(errors)
         self.__attrs_init__(**normalised)
 
+    def __repr__(self) -> str:
+        # A traceback rendered with its locals (Sentry, rich, capture_locals) shows
+        # the `self` of a failed __init__, which has no fields: say so, not raise.
+        if not hasattr(self, "occurred_at"):  # the last field set
+            return f"<{type(self).__name__}, invalid: not built>"
+        shown = ", ".join(f"{a.name}={getattr(self, a.name)!r}" for a in attrs.fields(type(self)))
+        return f"{type(self).__name__}({shown})"
+
     @property
     def dedup_key(self) -> tuple[str, str]:
         """The de-duplication key: ``(transaction_id, event_type)``."""
@@ -128,7 +136,12 @@ def _lift_occurred_at(
     metadata: object, occurred_at: object, errors: list[FieldError]
 ) -> tuple[object, object]:
     """Move ``metadata["occurred_at"]`` (the wire form) to ``occurred_at``."""
-    if not isinstance(metadata, Mapping) or OCCURRED_AT_KEY not in metadata:
+    if metadata is None:  # the common cases first: no ABC check
+        return metadata, occurred_at
+    if type(metadata) is dict:
+        if OCCURRED_AT_KEY not in metadata:
+            return metadata, occurred_at
+    elif not isinstance(metadata, Mapping) or OCCURRED_AT_KEY not in metadata:
         return metadata, occurred_at
     if occurred_at is not None:
         errors.append(

@@ -108,15 +108,17 @@ def optional_str(name: str, value: object) -> str | None:
     )
 
 
+_EVENT_TYPES: Mapping[str, EventType] = {kind.value: kind for kind in EventType}
+
+
 def event_type(value: object) -> EventType | None:
     """Return the ``EventType`` for *value*, case-insensitively, or None when absent."""
     if value is None or isinstance(value, EventType):
         return value
     if isinstance(value, str):
-        try:
-            return EventType(value.strip().lower())
-        except ValueError:
-            pass
+        kind = _EVENT_TYPES.get(value.strip().lower())  # cheaper than EventType(...)
+        if kind is not None:
+            return kind
     choices = ", ".join(EventType)
     raise Invalid(
         FieldError(
@@ -134,11 +136,22 @@ def currency(value: object) -> str:
         raise Invalid(FieldError("currency", str(exc))) from None
 
 
+def _short(value: object) -> bool:
+    """Whether *value* is text of at most ``MAX_DIGITS`` characters, without an exponent.
+
+    Such a number has at most that many digits in all: it is below ``10**MAX_DIGITS``
+    and has at most ``MAX_DIGITS`` decimals, which ``within`` would check.
+    """
+    return type(value) is str and len(value) <= MAX_DIGITS and "e" not in value.lower()
+
+
 def number(field: str, value: object, wanted: str) -> Decimal:
     """Return *value* as a Decimal within ``MAX_DIGITS``, or say what was wanted."""
     parsed = parse_decimal(value)
     if parsed is None:
         raise Invalid(FieldError(field, f"{field} must be {wanted}. Received: {received(value)}."))
+    if _short(value):  # as most are: its digits are within the limit (as_tuple is dear)
+        return parsed
     if not within(parsed, MAX_DIGITS):
         raise Invalid(
             FieldError(
@@ -150,21 +163,25 @@ def number(field: str, value: object, wanted: str) -> Decimal:
     return parsed
 
 
+#: Looked up once: an enum member read from its class costs a descriptor call.
+_REFUND, _CHURN = EventType.REFUND, EventType.CHURN
+
+
 def amount(value: object, kind: EventType | None, signed: bool = True) -> Decimal:
     """Return the amount as a Decimal whose sign agrees with the event type.
 
     When *signed* is false (the event type itself is invalid) only the number
     is checked.
     """
-    signless = kind in (EventType.REFUND, EventType.CHURN) or not signed
+    signless = kind is _REFUND or kind is _CHURN or not signed
     result = number("amount", value, "a number" if signless else "a positive number")
     if not signed:
         return result
-    if kind is EventType.REFUND and not result < 0:
+    if kind is _REFUND and not result < 0:
         problem = "amount must be negative for a refund: refunds are sent as negative amounts."
-    elif kind is EventType.CHURN and result < 0:
+    elif kind is _CHURN and result < 0:
         problem = "amount must be zero or positive for churn (normally 0)."
-    elif kind not in (EventType.REFUND, EventType.CHURN) and not result > 0:
+    elif not signless and not result > 0:
         problem = "amount must be a positive number."
     else:
         return result
@@ -286,7 +303,7 @@ def metadata(value: object, room: int | None = MAX_EVENT_TEXT) -> Mapping[str, J
     """
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # dict: no ABC check
         raise Invalid(
             FieldError(
                 "metadata",
@@ -326,9 +343,10 @@ class _Walk:
         return False
 
 
-def _freeze(value: object, path: str, depth: int, walk: _Walk) -> JSONValue:
+def _freeze(value: object, where: Where, depth: int, walk: _Walk) -> JSONValue:
     """Copy a JSON value into immutable containers, noting every bad part."""
     if depth > MAX_METADATA_DEPTH:
+        path = _path(where)
         walk.errors.append(
             FieldError(path, f"{path} nests deeper than {MAX_METADATA_DEPTH} levels.")
         )
@@ -339,6 +357,7 @@ def _freeze(value: object, path: str, depth: int, walk: _Walk) -> JSONValue:
         if not walk.take(len(value)):
             return None
         if lone_surrogate(value):
+            path = _path(where)
             walk.errors.append(surrogate_error(path, path, value))
             return None
         return value
@@ -346,6 +365,7 @@ def _freeze(value: object, path: str, depth: int, walk: _Walk) -> JSONValue:
         number = parse_decimal(value)
         if number is not None and within(number, MAX_METADATA_DIGITS):
             return value
+        path = _path(where)
         walk.errors.append(
             FieldError(
                 path,
@@ -354,15 +374,16 @@ def _freeze(value: object, path: str, depth: int, walk: _Walk) -> JSONValue:
             )
         )
         return None
-    if isinstance(value, Mapping):
-        return _freeze_mapping(value, path, depth, walk)
+    if type(value) is dict or isinstance(value, Mapping):  # dict: no ABC check
+        return _freeze_mapping(value, where, depth, walk)
     if isinstance(value, list | tuple):
         items: list[JSONValue] = []
         for i, item in enumerate(value):
             if not walk.take(0, 1):
                 break
-            items.append(_freeze(item, f"{path}[{i}]", depth + 1, walk))
+            items.append(_freeze(item, (where, i), depth + 1, walk))
         return tuple(items)
+    path = _path(where)
     walk.errors.append(
         FieldError(
             path,
@@ -374,13 +395,14 @@ def _freeze(value: object, path: str, depth: int, walk: _Walk) -> JSONValue:
 
 
 def _freeze_mapping(
-    value: Mapping[object, object], path: str, depth: int, walk: _Walk
+    value: Mapping[object, object], where: Where, depth: int, walk: _Walk
 ) -> Mapping[str, JSONValue]:
     items: dict[str, JSONValue] = {}
     for key, item in value.items():
         if not isinstance(key, str):
             if not walk.take(0, 1):
                 break
+            path = _path(where)
             walk.errors.append(
                 FieldError(path, f"{path} keys must be strings. Received: {received(key)}.")
             )
@@ -388,13 +410,25 @@ def _freeze_mapping(
         if not walk.take(len(key), 1):
             break
         if lone_surrogate(key):
+            path = _path(where)
             walk.errors.append(surrogate_error(path, f"{path} keys", key))
             continue
-        items[key] = _freeze(item, _child(path, key), depth + 1, walk)
+        items[key] = _freeze(item, (where, key), depth + 1, walk)
     return MappingProxyType(items)
 
 
-def _child(path: str, key: str) -> str:
-    """The path of *key* below *path*: ``metadata.plan``, or ``metadata['plan-name']``."""
+#: Where a value is in the metadata: ``"metadata"``, or where its container is
+#: and its key or index there; written out (``_path``) only for a message.
+Where = str | tuple["Where", str | int]
+
+
+def _path(where: Where) -> str:
+    """The path of *where*: ``metadata.plan``, ``metadata['plan-name']``, ``metadata.a[0]``."""
+    if isinstance(where, str):
+        return where
+    parent, key = where
+    path = _path(parent)
+    if isinstance(key, int):
+        return f"{path}[{key}]"
     # str's own methods: a subclass's may do anything (received() would call its __repr__)
     return f"{path}.{key}" if str.isidentifier(key) else f"{path}[{received(str.__str__(key))}]"

@@ -44,9 +44,14 @@ def parse_decimal(value: object) -> Decimal | None:
         number = Decimal(float.__repr__(value)) if math.isfinite(value) else None
     elif isinstance(value, Decimal):
         number = value
-    elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+    elif isinstance(value, str):
+        # Decimal's own syntax, less what it takes beyond plain ASCII decimals: digits
+        # of other scripts, underscores (1_000), and infinities and NaNs (not finite).
+        text = value.strip()
+        if not text.isascii() or "_" in text:
+            return None
         try:
-            number = Decimal(value.strip())
+            number = Decimal(text)
         except InvalidOperation:  # an exponent beyond what Decimal can hold
             return None
     return number if number is not None and number.is_finite() else None

