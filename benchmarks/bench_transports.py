@@ -445,7 +445,7 @@ async def layer_sender(url: str, concurrency: int, client: Client) -> AsyncItera
 
     async with Revenue(TOKEN, endpoint=url, backend="aiohttp") as revenue:
         channel = revenue._channel  # the retry loop that track and track_many share
-        sender = revenue._sender()  # its aiohttp sender
+        sender = await revenue._sender()  # its aiohttp sender
 
         async def send(jobs: Sequence[tuple[RevenueEvent, bytes, str]]) -> None:
             pending = iter(jobs)

@@ -45,6 +45,7 @@ from ._results import (
     TrackResult,
 )
 from ._retry import RetryPolicy
+from ._sync import SyncRevenue
 from ._transports import Backend
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "Revenue",
     "RevenueEvent",
     "ServerError",
+    "SyncRevenue",
     "TrackResult",
     "UnexpectedResponseError",
     "ValidationError",

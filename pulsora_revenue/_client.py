@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from os import PathLike
@@ -12,9 +12,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
-import anyio.lowlevel
 import httpx
 
+from ._clock import loop_clock, running_loop
 from ._config import hide, resolve_endpoint, resolve_token
 from ._convert import encode, to_event
 from ._delivery import Channel
@@ -85,7 +85,9 @@ class Revenue:
         self._client = http_client
         self._transport = transport
         self._sender_in_use: Sender | None = None
-        self._loop: anyio.lowlevel.EventLoopToken | None = None  # the one its sender is bound to
+        self._loop: object = None  # the event loop its sender is bound to (_clock.running_loop)
+        self._clock: Callable[[], float] | None = None  # that loop's (_clock.loop_clock)
+        self._guard: AsyncGenerator[None, None] | None = None  # closes the sender with its loop
         self._closed = False
         self._channel = Channel(
             url=self._shown_url, policy=self._retry, scrub=self._scrub, debug=debug
@@ -114,8 +116,7 @@ class Revenue:
         return self._retry
 
     async def __aenter__(self) -> Self:
-        sender = self._sender()
-        self._check_loop()
+        sender = await self._sender()
         if self._outbox is not None:  # deliver what earlier runs queued, in the background
             try:  # a bad path fails here, not in the background
                 await self._services.enter_async_context(self._outbox.running(sender))
@@ -150,9 +151,9 @@ class Revenue:
             if self._outbox is not None:  # its task group is left to __aexit__, in its task
                 await self._outbox.stop()
         finally:
-            if self._sender_in_use is not None:
+            if self._guard is not None and running_loop() == self._loop:
                 with anyio.CancelScope(shield=True):
-                    await self._sender_in_use.aclose()
+                    await self._guard.aclose()  # closes the sender
 
     def __del__(self) -> None:
         opened = getattr(self, "_sender_in_use", None) is not None and self._client is None
@@ -175,14 +176,13 @@ class Revenue:
         failure raises the matching ``APIError`` or ``APIConnectionError``.
         """
         revenue_event = to_event(event, fields)
-        sender = self._sender()
-        self._check_loop()
+        sender = await self._sender()
         body = encode(revenue_event)
         if self._outbox is None:
-            return await self._channel.deliver(sender, revenue_event, body)
+            return await self._channel.deliver(sender, revenue_event, body, clock=self._clock)
         started = anyio.current_time()
         try:
-            return await self._channel.deliver(sender, revenue_event, body)
+            return await self._channel.deliver(sender, revenue_event, body, clock=self._clock)
         except (APIConnectionError, APIError) as exc:
             if isinstance(exc, APIError) and exc.status_code not in QUEUEABLE_STATUSES:
                 raise  # refused for good: a queue must not fill with what can never pass
@@ -200,8 +200,7 @@ class Revenue:
         """
         if self._outbox is None:
             return 0
-        sender = self._sender()
-        self._check_loop()
+        sender = await self._sender()
         return await self._outbox.flush(sender, timeout)
 
     async def outbox_size(self) -> int:
@@ -267,8 +266,7 @@ class Revenue:
             keep_failures=keep_failures,
             time_limit=time_limit,
         )
-        sender = self._sender()  # fail now, not in every worker, if the client is closed
-        self._check_loop()
+        sender = await self._sender()  # fail now, not in every worker, if the client is closed
         if self._client is not None or self._transport is not None or concurrency <= POOL_SIZE:
             return await batch.run(events, sender)
         pool = self._new_sender(concurrency)  # our own connections: size them to the run
@@ -278,26 +276,34 @@ class Revenue:
             with anyio.CancelScope(shield=True):
                 await pool.aclose()
 
-    def _sender(self) -> Sender:
-        """The sender for this client, created on first use (the loop must be running)."""
+    async def _sender(self) -> Sender:
+        """The sender for the running event loop: made on first use, and anew for a new loop.
+
+        Connections belong to the loop that opened them: another loop (a second
+        ``asyncio.run``, as a Celery task makes) can neither use them nor close
+        them, so it gets its own. Each loop closes its own when it ends (see
+        ``_closed_with_its_loop``). A loop still running elsewhere (another
+        thread's) is refused, not robbed of them.
+        """
         self._check_open()
-        if self._sender_in_use is None:
-            self._sender_in_use = self._new_sender(POOL_SIZE)
-            self._loop = anyio.lowlevel.current_token()
+        loop = running_loop()  # once a call, not once an attempt
+        if loop != self._loop:
+            await self._bind(loop)
+        assert self._sender_in_use is not None
         return self._sender_in_use
 
-    def _check_loop(self) -> None:
-        """Refuse another event loop than the sender's, which holds its connections.
-
-        Another loop (a second ``asyncio.run``) could not use them, nor even close
-        them. Checked once a call, not once an attempt (benchmarks/README.md).
-        """
-        if self._loop is not None and anyio.lowlevel.current_token() != self._loop:
+    async def _bind(self, loop: object) -> None:
+        if self._sender_in_use is not None and _still_running(self._loop):
             raise ConfigurationError(
-                f"{self!r} first ran in another event loop, which holds its connections: "
-                "use one Revenue per event loop (open it with 'async with' in code that "
-                "the loop runs)"
+                f"{self!r} is in use by another event loop, still running (in another "
+                "thread): use one Revenue per event loop at a time, or SyncRevenue, which "
+                "any thread may share"
             )
+        sender = self._new_sender(POOL_SIZE)
+        guard = _closed_with_its_loop(sender)
+        await anext(guard)  # now the loop knows it, and closes it (and the sender) as it ends
+        self._sender_in_use, self._guard = sender, guard
+        self._loop, self._clock = loop, loop_clock()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -317,3 +323,24 @@ class Revenue:
     def _scrub(self, text: str) -> str:
         """Remove the token from anything the server echoed back."""
         return self._token.scrub(text)
+
+
+def _still_running(loop: object) -> bool:
+    """Whether *loop* (from ``running_loop``) still runs: asyncio's say; trio's have ended."""
+    is_running = getattr(loop, "is_running", None)
+    return bool(is_running is not None and is_running())
+
+
+async def _closed_with_its_loop(sender: Sender) -> AsyncGenerator[None, None]:
+    """Close *sender* when this generator is closed: by ``aclose()``, or as its loop ends.
+
+    Started once, an async generator is known to its event loop, which closes it
+    at its end (asyncio.run's ``shutdown_asyncgens``, trio's finalizer) while it
+    can still run it: the only moment a loop's connections can still be closed
+    by a client that is not told when the loop's program ends.
+    """
+    try:
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):
+            await sender.aclose()

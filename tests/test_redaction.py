@@ -38,6 +38,7 @@ from pulsora_revenue import (
     Revenue,
     ServerError,
     ValidationError,
+    _client,
 )
 from pulsora_revenue._config import SecretHeaders, Token, redact
 
@@ -437,10 +438,13 @@ async def test_a_bad_proxy_setting_shows_no_token(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_a_second_event_loop_shows_no_token(backend: str) -> None:
+def test_a_second_event_loop_shows_no_token(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     revenue = Revenue(CANARY, transport=_mock())
     anyio.run(revenue.track, EVENT, backend=backend)
+    # As if the first loop still ran, in another thread (tests/test_sync.py does it so).
+    monkeypatch.setattr(_client, "_still_running", lambda loop: True)
     with pytest.raises(ConfigurationError, match="another event loop") as info:
         anyio.run(revenue.track, EVENT, backend=backend)
+    monkeypatch.undo()
     anyio.run(revenue.aclose, backend=backend)
     with_locals(info.value)

@@ -58,7 +58,7 @@ def drainer(revenue: Revenue) -> Drainer:
 
 async def drain(revenue: Revenue, *, due_only: bool = False) -> int:
     """One drain of *revenue*'s outbox, as its background drainer or ``flush`` makes."""
-    return await drainer(revenue).drain(revenue._sender(), due_only=due_only)
+    return await drainer(revenue).drain(await revenue._sender(), due_only=due_only)
 
 
 def free_port() -> int:
@@ -823,7 +823,7 @@ async def test_the_drainer_logs_a_full_disk_in_one_line_and_goes_on(tmp_path: Pa
     try:
         with anyio.fail_after(5):  # a guard
             async with anyio.create_task_group() as group:
-                group.start_soon(drainer(revenue).run, revenue._sender())
+                group.start_soon(drainer(revenue).run, await revenue._sender())
                 await records.first.wait()
                 group.cancel_scope.cancel()  # it was waiting out its back-off
     finally:

@@ -153,14 +153,14 @@ async def test_an_attempt_that_cannot_connect_in_time_was_not_sent(
 ) -> None:
     skip_off_asyncio(backend, anyio_backend_name)
     testing.set_testing(False)
-    sender = sender_to(backend, black_hole, 0.1)  # no connection comes, however long
+    sender = sender_to(backend, black_hole, 0.3)  # no connection comes, however long
     try:
         reply = await _post(sender, budget=30)
     finally:
         await sender.aclose()
     assert reply.seen == Observation(None, sent=False, retryable=True)
     assert reply.timed_out
-    assert "could not connect within 0.1 s" in reply.failure
+    assert "could not connect within 0.3 s" in reply.failure
 
 
 ACCEPTED = b'HTTP/1.1 202 Accepted\r\nContent-Length: 16\r\n\r\n{"success":true}'

@@ -1,0 +1,291 @@
+"""``SyncRevenue``: the async client, run on an event loop in a thread of its own.
+
+One daemon thread runs ``anyio.run`` with a ``BlockingPortal``; every call from
+any thread is handed to that loop (``portal.call``), where one ``Revenue`` does
+the work: retries, the 429 gate, the outbox and its drainer, ``track_many``.
+The thread is a daemon and an ``atexit`` hook closes what is open, so that a
+script that never calls ``close()`` still ends at once; a forked child (gunicorn
+``--preload``, Celery prefork) starts a loop and a client of its own on first use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import timedelta
+from os import PathLike
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+import anyio
+import httpx
+
+from ._client import Revenue
+from ._config import Token, hide
+from ._errors import ClientClosedError
+from ._event import RevenueEvent
+from ._results import BatchReport, DeadLetter, Outcome, Progress, TrackResult
+from ._retry import RetryPolicy
+from ._transports import Backend
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
+
+logger = logging.getLogger("pulsora_revenue")
+
+_T = TypeVar("_T")
+
+#: How long closing at interpreter exit may take (delivering nothing new: the
+#: outbox keeps what is queued); past it, the daemon thread ends with the process.
+CLOSE_AT_EXIT = 2.0
+
+#: Every client whose loop may be running: closed at exit, forgotten in a forked child.
+_open_clients: weakref.WeakSet[SyncRevenue] = weakref.WeakSet()
+
+
+class SyncRevenue:
+    """A blocking client for code without an event loop: Django, Flask, Celery, scripts.
+
+    It takes the arguments of ``Revenue`` and offers its methods without
+    ``await``, with the same results and exceptions. It is safe to share
+    between threads (one per process, as for ``Revenue``): the calls run on one
+    event loop in a thread of its own, started on first use. Use it as
+    ``with SyncRevenue() as revenue:``, or call ``close()``; a process that does
+    neither still exits at once, and the events its outbox holds stay for the
+    next run. After ``os.fork()`` the child gets a loop and connections of its own.
+    """
+
+    def __init__(
+        self,
+        api_token: str | None = None,
+        *,
+        endpoint: str | None = None,
+        timeout: float | timedelta = 10.0,
+        retry: RetryPolicy | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        debug: bool = False,
+        backend: Backend | None = None,
+        outbox: str | PathLike[str] | None = None,
+    ) -> None:
+        token = hide(api_token)  # first of all, as in Revenue: no local holds it as text
+        del api_token
+        options: dict[str, Any] = {
+            "endpoint": endpoint,
+            "timeout": timeout,
+            "retry": retry,
+            "http_client": http_client,
+            "transport": transport,
+            "debug": debug,
+            "backend": backend,
+            "outbox": outbox,
+        }
+        # Checked now, in the caller's thread: a bad argument raises here.
+        self._make = functools.partial(_revenue, token, options)
+        self._revenue = self._make()
+        self._lock = threading.Lock()
+        self._portal: BlockingPortal | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._closed = False
+        _open_clients.add(self)
+
+    def __repr__(self) -> str:
+        shown = repr(getattr(self, "_revenue", "<Revenue ?>"))
+        return f"<SyncRevenue{shown.removeprefix('<Revenue')}"
+
+    @property
+    def endpoint(self) -> str:
+        """The ingest URL events are sent to."""
+        return self._revenue.endpoint
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy in force."""
+        return self._revenue.retry
+
+    def __enter__(self) -> Self:
+        self._open()  # the loop, the connections, the outbox: a bad path raises here
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def track(
+        self, event: RevenueEvent | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> TrackResult:
+        """Record one revenue event, as ``Revenue.track``; return once Pulsora accepted it."""
+        return self._call(lambda revenue: revenue.track(event, **fields))
+
+    def track_many(
+        self,
+        events: Iterable[RevenueEvent | Mapping[str, Any]],
+        *,
+        concurrency: int = 8,
+        rate_limit: float | None = None,
+        on_result: Callable[[Outcome], object] | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
+        keep_failures: bool = True,
+        time_limit: float | timedelta | None = None,
+    ) -> BatchReport:
+        """Record many events, as ``Revenue.track_many``.
+
+        *events* is read, and *on_result* and *on_progress* are called, in the
+        client's own thread.
+        """
+        return self._call(
+            lambda revenue: revenue.track_many(
+                events,
+                concurrency=concurrency,
+                rate_limit=rate_limit,
+                on_result=on_result,
+                on_progress=on_progress,
+                keep_failures=keep_failures,
+                time_limit=time_limit,
+            )
+        )
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Deliver the outbox now, as ``Revenue.flush``; return how many events are left."""
+        return self._call(lambda revenue: revenue.flush(timeout))
+
+    def outbox_size(self) -> int:
+        """How many events for this client's endpoint wait in the outbox (0 without one)."""
+        return self._call(lambda revenue: revenue.outbox_size())
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """The events Pulsora refused for good from the outbox, as ``Revenue.dead_letters``."""
+        return self._call(lambda revenue: revenue.dead_letters())
+
+    def retry_dead_letters(self, letters: Iterable[DeadLetter] | None = None) -> int:
+        """Queue dead letters again, as ``Revenue.retry_dead_letters``; return how many."""
+        return self._call(lambda revenue: revenue.retry_dead_letters(letters))
+
+    def close(self) -> None:
+        """Stop the outbox's delivery, close the connections and the loop; idempotent.
+
+        Events still in the outbox stay there for the next run.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            portal, thread = self._portal, self._thread
+            self._portal = self._thread = None
+        _open_clients.discard(self)
+        if portal is None or thread is None or os.getpid() != self._pid:
+            return  # never started (or the parent's, after a fork: nothing to stop here)
+        if thread is threading.current_thread():
+            raise RuntimeError("close() was called from the client's own thread (a callback)")
+        portal.call(portal.stop)  # ends the loop's task: it leaves Revenue's `async with`
+        thread.join()
+
+    def _close_at_exit(self) -> None:
+        """Close, but give up after ``CLOSE_AT_EXIT`` seconds: the process is ending."""
+        with self._lock:
+            portal, thread = self._portal, self._thread
+            self._closed, self._portal, self._thread = True, None, None
+        if portal is None or thread is None or os.getpid() != self._pid:
+            return
+        _stop_soon(portal)
+        thread.join(CLOSE_AT_EXIT)
+
+    def _call(self, method: Callable[[Revenue], Awaitable[_T]]) -> _T:
+        """Run ``method(revenue)`` on the client's loop (the revenue of this process)."""
+        portal = self._open()
+        return portal.call(method, self._revenue)
+
+    def _open(self) -> BlockingPortal:
+        """The portal to the client's loop, started on first use (and anew after a fork)."""
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError(f"{self!r} is closed; create a new SyncRevenue client")
+            if os.getpid() != self._pid:
+                self._forget_parent()
+            if self._portal is None:
+                self._portal, self._thread = self._start()
+            return self._portal
+
+    def _start(self) -> tuple[BlockingPortal, threading.Thread]:
+        """Start the loop's thread; return once its ``Revenue`` is entered (or raise why not)."""
+        from anyio.from_thread import BlockingPortal  # loaded with the first client that sends
+
+        started: list[BlockingPortal | BaseException] = []
+        ready = threading.Event()
+        revenue = self._revenue
+
+        async def serve() -> None:
+            try:
+                # Revenue first: what fails to open (an outbox) is raised as it is.
+                async with revenue, BlockingPortal() as portal:
+                    started.append(portal)
+                    ready.set()
+                    await portal.sleep_until_stopped()
+            except BaseException as exc:
+                if not ready.is_set():  # entering failed: the caller raises it
+                    started.append(exc)
+                    ready.set()
+                    return
+                raise
+
+        thread = threading.Thread(
+            target=anyio.run, args=(serve,), name="pulsora-revenue", daemon=True
+        )
+        thread.start()
+        ready.wait()
+        outcome = started[0]
+        if isinstance(outcome, BaseException):
+            thread.join()
+            self._revenue = self._make()  # the failed one is closed: the next call tries anew
+            raise outcome
+        # Dropped without close(): its loop stops (without waiting here) when it is collected.
+        weakref.finalize(self, _stop_soon, outcome).atexit = False  # exit: _close_every_client
+        return outcome, thread
+
+    def _forget_parent(self) -> None:
+        """In a forked child: the parent's loop thread does not exist here; start afresh."""
+        self._pid = os.getpid()
+        self._portal = self._thread = None
+        self._revenue = self._make()  # its connections were the parent's
+
+
+def _revenue(token: Token | None, options: Mapping[str, Any]) -> Revenue:
+    """A new ``Revenue`` with *token* (a redacted ``Token``, or None) and *options*."""
+    return Revenue(None if token is None else token.reveal(), **options)
+
+
+def _stop_soon(portal: BlockingPortal) -> None:
+    """Ask *portal*'s loop to stop, without waiting for it."""
+    with contextlib.suppress(RuntimeError):  # it has stopped already
+        portal.start_task_soon(portal.stop)
+
+
+@atexit.register
+def _close_every_client() -> None:
+    """Close what is open when the interpreter exits: quietly, and within seconds."""
+    for client in list(_open_clients):
+        try:
+            client._close_at_exit()
+        except Exception:  # nothing may fail a process's exit
+            logger.debug("closing %r at exit failed", client, exc_info=True)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits locks that may be held: give each client a fresh one."""
+    for client in list(_open_clients):
+        client._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
