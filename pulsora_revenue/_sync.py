@@ -1,7 +1,7 @@
 """``SyncRevenue``: the async client, run on an event loop in a thread of its own.
 
-One daemon thread runs ``anyio.run`` with a ``BlockingPortal``; every call from
-any thread is handed to that loop (``portal.call``), where one ``Revenue`` does
+One daemon thread runs an asyncio event loop; every call from any thread is
+handed to that loop (``asyncio.run_coroutine_threadsafe``), where one ``Revenue`` does
 the work: retries, the 429 gate, the outbox and its drainer, ``track_many``.
 The thread is a daemon and an ``atexit`` hook closes what is open, so that a
 script that never calls ``close()`` still ends at once; a forked child (gunicorn
@@ -11,19 +11,17 @@ script that never calls ``close()`` still ends at once; a forked child (gunicorn
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
 from os import PathLike
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-import anyio
 import httpx
 
 from ._client import Revenue
@@ -35,7 +33,8 @@ from ._retry import RetryPolicy
 from ._transports import Backend
 
 if TYPE_CHECKING:
-    from anyio.from_thread import BlockingPortal
+    from ._loop_thread import Running
+
 
 logger = logging.getLogger("pulsora_revenue")
 
@@ -90,8 +89,7 @@ class SyncRevenue:
         self._make = functools.partial(_revenue, token, options)
         self._revenue = self._make()
         self._lock = threading.Lock()
-        self._portal: BlockingPortal | None = None
-        self._thread: threading.Thread | None = None
+        self._running: Running | None = None
         self._pid = os.getpid()
         self._closed = False
         _open_clients.add(self)
@@ -175,100 +173,69 @@ class SyncRevenue:
     def close(self) -> None:
         """Stop the outbox's delivery, close the connections and the loop; idempotent.
 
-        Events still in the outbox stay there for the next run.
+        Calls in progress in other threads finish first. Events still in the
+        outbox stay there for the next run.
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            portal, thread = self._portal, self._thread
-            self._portal = self._thread = None
+            running, self._running = self._running, None
         _open_clients.discard(self)
-        if portal is None or thread is None or os.getpid() != self._pid:
+        if running is None or os.getpid() != self._pid:
             return  # never started (or the parent's, after a fork: nothing to stop here)
-        if thread is threading.current_thread():
+        if running.thread is threading.current_thread():
             raise RuntimeError("close() was called from the client's own thread (a callback)")
-        portal.call(portal.stop)  # ends the loop's task: it leaves Revenue's `async with`
-        thread.join()
+        running.stop()
+        running.thread.join()
 
     def _close_at_exit(self) -> None:
         """Close, but give up after ``CLOSE_AT_EXIT`` seconds: the process is ending."""
         with self._lock:
-            portal, thread = self._portal, self._thread
-            self._closed, self._portal, self._thread = True, None, None
-        if portal is None or thread is None or os.getpid() != self._pid:
-            return
-        _stop_soon(portal)
-        thread.join(CLOSE_AT_EXIT)
+            running, self._running, self._closed = self._running, None, True
+        if running is not None and os.getpid() == self._pid:
+            running.stop()
+            running.thread.join(CLOSE_AT_EXIT)
 
-    def _call(self, method: Callable[[Revenue], Awaitable[_T]]) -> _T:
-        """Run ``method(revenue)`` on the client's loop (the revenue of this process)."""
-        portal = self._open()
-        return portal.call(method, self._revenue)
+    def _call(self, method: Callable[[Revenue], Coroutine[Any, Any, _T]]) -> _T:
+        """Run ``method(revenue)`` on the client's loop, and wait for its outcome."""
+        running = self._open()
+        return running.call(method(self._revenue))
 
-    def _open(self) -> BlockingPortal:
-        """The portal to the client's loop, started on first use (and anew after a fork)."""
+    def _open(self) -> Running:
+        """The client's running loop, started on first use (and anew after a fork)."""
         with self._lock:
             if self._closed:
                 raise ClientClosedError(f"{self!r} is closed; create a new SyncRevenue client")
             if os.getpid() != self._pid:
                 self._forget_parent()
-            if self._portal is None:
-                self._portal, self._thread = self._start()
-            return self._portal
+            if self._running is None:
+                self._running = self._start()
+            return self._running
 
-    def _start(self) -> tuple[BlockingPortal, threading.Thread]:
+    def _start(self) -> Running:
         """Start the loop's thread; return once its ``Revenue`` is entered (or raise why not)."""
-        from anyio.from_thread import BlockingPortal  # loaded with the first client that sends
+        from ._loop_thread import start  # asyncio: loaded with the first call
 
-        started: list[BlockingPortal | BaseException] = []
-        ready = threading.Event()
-        revenue = self._revenue
-
-        async def serve() -> None:
-            try:
-                # Revenue first: what fails to open (an outbox) is raised as it is.
-                async with revenue, BlockingPortal() as portal:
-                    started.append(portal)
-                    ready.set()
-                    await portal.sleep_until_stopped()
-            except BaseException as exc:
-                if not ready.is_set():  # entering failed: the caller raises it
-                    started.append(exc)
-                    ready.set()
-                    return
-                raise
-
-        thread = threading.Thread(
-            target=anyio.run, args=(serve,), name="pulsora-revenue", daemon=True
-        )
-        thread.start()
-        ready.wait()
-        outcome = started[0]
-        if isinstance(outcome, BaseException):
-            thread.join()
+        try:
+            running = start(self._revenue)
+        except BaseException:
             self._revenue = self._make()  # the failed one is closed: the next call tries anew
-            raise outcome
+            raise
         # Dropped without close(): its loop stops (without waiting here) when it is collected.
-        weakref.finalize(self, _stop_soon, outcome).atexit = False  # exit: _close_every_client
-        return outcome, thread
+        weakref.finalize(self, running.stop).atexit = False  # at exit: _close_every_client
+        return running
 
     def _forget_parent(self) -> None:
         """In a forked child: the parent's loop thread does not exist here; start afresh."""
         self._pid = os.getpid()
-        self._portal = self._thread = None
+        self._running = None
         self._revenue = self._make()  # its connections were the parent's
 
 
 def _revenue(token: Token | None, options: Mapping[str, Any]) -> Revenue:
     """A new ``Revenue`` with *token* (a redacted ``Token``, or None) and *options*."""
     return Revenue(None if token is None else token.reveal(), **options)
-
-
-def _stop_soon(portal: BlockingPortal) -> None:
-    """Ask *portal*'s loop to stop, without waiting for it."""
-    with contextlib.suppress(RuntimeError):  # it has stopped already
-        portal.start_task_soon(portal.stop)
 
 
 @atexit.register

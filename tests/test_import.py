@@ -36,6 +36,7 @@ def loaded_by(statement: str) -> set[str]:
     [
         "import pulsora_revenue",
         "from pulsora_revenue import Revenue; Revenue('sec_' + 'x' * 32)",
+        "from pulsora_revenue import SyncRevenue; SyncRevenue('sec_' + 'x' * 32)",
         "import pulsora_revenue.testing",
         "import pulsora_revenue.webhooks",
     ],
