@@ -136,12 +136,10 @@ def _lift_occurred_at(
     metadata: object, occurred_at: object, errors: list[FieldError]
 ) -> tuple[object, object]:
     """Move ``metadata["occurred_at"]`` (the wire form) to ``occurred_at``."""
-    if metadata is None:  # the common cases first: no ABC check
+    # None and a dict first: no ABC check, in the common cases.
+    if metadata is None or (type(metadata) is not dict and not isinstance(metadata, Mapping)):
         return metadata, occurred_at
-    if type(metadata) is dict:
-        if OCCURRED_AT_KEY not in metadata:
-            return metadata, occurred_at
-    elif not isinstance(metadata, Mapping) or OCCURRED_AT_KEY not in metadata:
+    if OCCURRED_AT_KEY not in metadata:
         return metadata, occurred_at
     if occurred_at is not None:
         errors.append(

@@ -176,26 +176,27 @@ class SyncRevenue:
         Calls in progress in other threads finish first. Events still in the
         outbox stay there for the next run.
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            running, self._running = self._running, None
-        _open_clients.discard(self)
-        if running is None or os.getpid() != self._pid:
-            return  # never started (or the parent's, after a fork: nothing to stop here)
-        if running.thread is threading.current_thread():
+        running = self._stop()
+        if running is not None and running.thread is threading.current_thread():
             raise RuntimeError("close() was called from the client's own thread (a callback)")
-        running.stop()
-        running.thread.join()
+        if running is not None:
+            running.thread.join()
 
     def _close_at_exit(self) -> None:
         """Close, but give up after ``CLOSE_AT_EXIT`` seconds: the process is ending."""
+        running = self._stop()
+        if running is not None:
+            running.thread.join(CLOSE_AT_EXIT)
+
+    def _stop(self) -> Running | None:
+        """Mark the client closed and ask its loop to stop; the loop, if this process runs one."""
         with self._lock:
             running, self._running, self._closed = self._running, None, True
-        if running is not None and os.getpid() == self._pid:
-            running.stop()
-            running.thread.join(CLOSE_AT_EXIT)
+        _open_clients.discard(self)
+        if running is None or os.getpid() != self._pid:
+            return None  # never started (or the parent's, after a fork: nothing runs here)
+        running.stop()
+        return running
 
     def _call(self, method: Callable[[Revenue], Coroutine[Any, Any, _T]]) -> _T:
         """Run ``method(revenue)`` on the client's loop, and wait for its outcome."""
