@@ -1,7 +1,7 @@
 """``SyncRevenue``: the async client, run on an event loop in a thread of its own.
 
-One daemon thread runs an asyncio event loop; every call from any thread is
-handed to that loop (``asyncio.run_coroutine_threadsafe``), where one ``Revenue`` does
+One daemon thread runs an event loop (uvloop's where it is installed); every
+call from any thread is handed to that loop (``_loop_thread``), where one ``Revenue`` does
 the work: retries, the 429 gate, the outbox and its drainer, ``track_many``.
 The thread is a daemon and an ``atexit`` hook closes what is open, so that a
 script that never calls ``close()`` still ends at once; a forked child (gunicorn
@@ -201,6 +201,11 @@ class SyncRevenue:
     def _call(self, method: Callable[[Revenue], Coroutine[Any, Any, _T]]) -> _T:
         """Run ``method(revenue)`` on the client's loop, and wait for its outcome."""
         running = self._open()
+        if running.thread is threading.current_thread():  # it would wait on itself for ever
+            raise RuntimeError(
+                "a SyncRevenue method was called from the client's own thread (a callback);"
+                " in on_result or on_progress, collect what you need and act after the call"
+            )
         return running.call(method(self._revenue))
 
     def _open(self) -> Running:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -10,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pulsora_revenue import (
@@ -203,3 +206,79 @@ def test_a_client_made_before_a_fork_works_in_the_child(server: DevServer) -> No
     assert done.returncode == 0, done.stderr
     ids = sorted(str(e["transaction_id"]) for e in server.events())
     assert ids == ["child", "parent", "parent_again"]
+
+
+def held_transport(entered: threading.Event, release: threading.Event) -> httpx.MockTransport:
+    """A transport whose every request waits, off the loop, until *release* is set."""
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        await asyncio.to_thread(release.wait)
+        return httpx.Response(202, json={"success": True})
+
+    return httpx.MockTransport(answer)
+
+
+def test_close_lets_calls_in_progress_finish_and_refuses_new_ones() -> None:
+    entered, release = threading.Event(), threading.Event()
+    revenue = SyncRevenue(TOKEN, transport=held_transport(entered, release))
+    results: list[int | None] = []
+    caller = threading.Thread(target=lambda: results.append(revenue.track(EVENT).status_code))
+    caller.start()
+    assert entered.wait(10)
+    closer = threading.Thread(target=revenue.close)
+    closer.start()
+    with pytest.raises(ClientClosedError):  # close() has begun: no new call is taken
+        revenue.track({**EVENT, "transaction_id": "late"})
+    release.set()
+    caller.join(10)
+    closer.join(10)
+    assert results == [202]
+    assert not closer.is_alive()
+
+
+def test_a_call_that_reaches_a_stopped_loop_raises_instead_of_waiting_for_ever() -> None:
+    """A thread that got the loop just before another thread closed the client."""
+    revenue = SyncRevenue(TOKEN, transport=FakePulsora().transport)
+    revenue.track(EVENT)
+    running = revenue._running
+    assert running is not None
+    revenue.close()
+    call = revenue._revenue.track({**EVENT, "transaction_id": "too_late"})
+    with pytest.raises(ClientClosedError):
+        running.call(call)
+    assert inspect.getcoroutinestate(call) == "CORO_CLOSED"  # no "never awaited" warning
+
+
+def test_a_call_from_a_callback_raises_instead_of_waiting_on_itself() -> None:
+    errors: list[BaseException] = []
+    with SyncRevenue(TOKEN, transport=FakePulsora().transport) as revenue:
+
+        def on_result(outcome: object) -> None:
+            try:
+                revenue.track({**EVENT, "transaction_id": "from_the_callback"})
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        report = revenue.track_many([EVENT], on_result=on_result)
+        assert report.sent == 1
+    (error,) = errors
+    assert "client's own thread" in str(error)
+
+
+def test_the_loop_thread_runs_uvloop_where_it_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def loop_of(revenue: SyncRevenue) -> str:
+        running = revenue._running
+        assert running is not None
+        return type(running.loop).__module__
+
+    with SyncRevenue(TOKEN, transport=FakePulsora().transport) as revenue:
+        revenue.track(EVENT)
+        expected = "asyncio" if importlib.util.find_spec("uvloop") is None else "uvloop"
+        assert loop_of(revenue).split(".")[0] == expected
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed
+    with SyncRevenue(TOKEN, transport=FakePulsora().transport) as revenue:
+        revenue.track(EVENT)
+        assert loop_of(revenue).split(".")[0] == "asyncio"
