@@ -30,12 +30,13 @@ child takes to exit once it has printed its figures ("exit ms").
 
 **Reading it.** The cases take turns within a round, in an order that rotates between
 rounds, each sync case right next to its async pairs; the best (highest) calls/s and
-lowest CPU per call of the rounds are kept. "sync / async" is the throughput of (s)
-over (a) (and over (au); (t) over (a) for the ceiling), best against best (target:
-at least 0.8x, printed with PASS or MISS; the exit code is 0 either way), with the
-range of the same ratio round by round, where the two ran a few seconds apart. Only ratios within one run mean anything: on this
-shared machine single figures move by 5 to 10% between runs, which "spread" (the
-worst round's wall time over the best's) shows; above some 15%, run it again.
+lowest CPU per call of the rounds are kept. "sync / async" is the throughput of (s) over
+(a) (and over (au); (t) over (a) for the ceiling), best against best (target: at least
+0.8x, printed with PASS or MISS; the exit code is 0 either way), with the range of the
+same ratio round by round, where the two ran a few seconds apart. Only ratios within one
+run mean anything: on this shared machine single figures move by 5 to 10% between runs,
+which "spread" (the worst round's wall time over the best's) shows; above some 15%, run
+it again.
 """
 
 from __future__ import annotations
