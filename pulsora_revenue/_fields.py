@@ -15,7 +15,14 @@ from types import MappingProxyType
 from typing import TypeAlias
 
 from ._errors import FieldError, received
-from ._money import MAX_DIGITS, normalise_currency, parse_decimal, within
+from ._money import (
+    MAX_DIGITS,
+    NOT_A_NUMBER,
+    normalise_currency,
+    parse_decimal,
+    why_not_a_number,
+    within,
+)
 
 JSONValue: TypeAlias = (
     "str | int | float | bool | Decimal | Mapping[str, JSONValue]"
@@ -149,6 +156,9 @@ def number(field: str, value: object, wanted: str) -> Decimal:
     """Return *value* as a Decimal within ``MAX_DIGITS``, or say what was wanted."""
     parsed = parse_decimal(value)
     if parsed is None:
+        why = why_not_a_number(value)
+        if wanted != "a number" or why != NOT_A_NUMBER:  # else it would say it twice
+            wanted = f"{wanted}: {why}"
         raise Invalid(FieldError(field, f"{field} must be {wanted}. Received: {received(value)}."))
     if _short(value):  # as most are: its digits are within the limit (as_tuple is dear)
         return parsed

@@ -57,6 +57,49 @@ def parse_decimal(value: object) -> Decimal | None:
     return number if number is not None and number.is_finite() else None
 
 
+#: Signs a user may write into an amount: the currency belongs in ``currency``.
+_CURRENCY_SIGNS = frozenset("$€£¥₹₩₽₺₫₪¢")
+
+
+#: What ``why_not_a_number`` says when it knows nothing more specific.
+NOT_A_NUMBER = "it is not a number"
+
+
+def why_not_a_number(value: object) -> str:
+    """Why ``parse_decimal`` refused *value*, in a user's terms (for a message)."""
+    if value is None:
+        return "it is missing"
+    if isinstance(value, bool):
+        return "true and false are not numbers"
+    if isinstance(value, float | Decimal):
+        return "it is not a finite number"
+    if not isinstance(value, str):
+        return f"a value of type {type(value).__name__} is not a number"
+    text = value.strip()
+    if not text:
+        return "it is empty"
+    if text.lower().lstrip("+-") in {"nan", "snan", "inf", "infinity"}:
+        return "it is not a finite number"
+    bare = text.strip("".join(_CURRENCY_SIGNS)).strip()
+    if bare[:3].isalpha():
+        bare = bare[3:].strip()
+    elif bare[-3:].isalpha():
+        bare = bare[:-3].strip()
+    unseparated = bare.replace(",", "").replace("_", "").replace(" ", "")
+    if parse_decimal(unseparated) is not None:
+        if bare != text:
+            return "write it without its currency, which goes in the currency field"
+        return "write it without thousands separators, as in 1000.00"
+    if "e" in text.lower() and text.isascii() and parse_decimal(text.lower().split("e")[0]):
+        return "its exponent is beyond any amount"
+    return NOT_A_NUMBER
+
+
+def _because(why: str) -> str:
+    """*why* as the end of "... must be a number", unless it only says it again."""
+    return "" if why == NOT_A_NUMBER else f": {why}"
+
+
 def _beyond(value: int) -> Decimal:
     """A number of *value*'s sign with more digits than any limit allows."""
     return Decimal((int(value < 0), (1,), _MAX_INT_BITS * 3 // 10))
@@ -86,7 +129,7 @@ def currency_exponent(currency: str) -> int:
     try:
         return MINOR_UNITS[normalise_currency(currency)]
     except ValueError as exc:
-        raise ValidationError([FieldError("currency", str(exc))]) from None
+        raise ValidationError([FieldError("currency", str(exc))], subject="currency") from None
 
 
 def from_minor_units(amount: int | str, currency: str) -> Decimal:
@@ -110,7 +153,18 @@ def to_minor_units(amount: Decimal | int | str | float, currency: str) -> int:
     """
     exponent = currency_exponent(currency)
     number = parse_decimal(amount)
-    if number is None or not within(number, MAX_HELPER_DIGITS):
+    if number is None:
+        raise ValidationError(
+            [
+                FieldError(
+                    "amount",
+                    f"amount must be a number{_because(why_not_a_number(amount))}. "
+                    f"Received: {received(amount)}.",
+                )
+            ],
+            subject="amount",
+        )
+    if not within(number, MAX_HELPER_DIGITS):
         raise ValidationError(
             [
                 FieldError(
@@ -118,7 +172,8 @@ def to_minor_units(amount: Decimal | int | str | float, currency: str) -> int:
                     f"amount must be a number of at most {MAX_HELPER_DIGITS} digits. "
                     f"Received: {received(amount)}.",
                 )
-            ]
+            ],
+            subject="amount",
         )
     sign, digits, number_exponent = number.as_tuple()
     assert isinstance(number_exponent, int)  # finite, so never 'n', 'N' or 'F'
@@ -132,7 +187,8 @@ def to_minor_units(amount: Decimal | int | str | float, currency: str) -> int:
                     f"amount has more decimals than {currency.upper()} allows "
                     f"({exponent}). Received: {received(amount)}.",
                 )
-            ]
+            ],
+            subject="amount",
         )
     return minor
 
@@ -152,5 +208,6 @@ def _as_integer(amount: object) -> int:
                 f"amount in minor units must be an integer of at most {MAX_HELPER_DIGITS} "
                 f"digits. Received: {received(amount)}.",
             )
-        ]
+        ],
+        subject="amount",
     )

@@ -187,7 +187,32 @@ def test_amount_accepted_forms(value: object, expected: str) -> None:
 def test_amount_rejected_values(value: object) -> None:
     error = only_error(amount=value)
     assert error.path == "amount"
-    assert error.message == f"amount must be a positive number. Received: {value!r}."
+    assert error.message.startswith("amount must be a positive number: ")  # then why not
+    assert error.message.endswith(f". Received: {value!r}.")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("abc", "it is not a number"),
+        ("$10", "write it without its currency, which goes in the currency field"),
+        ("10 EUR", "write it without its currency, which goes in the currency field"),
+        ("1,000.00", "write it without thousands separators, as in 1000.00"),
+        ("1 000", "write it without thousands separators, as in 1000.00"),
+        (True, "true and false are not numbers"),
+        ("", "it is empty"),
+        ("  ", "it is empty"),
+        (None, "it is missing"),
+        ("NaN", "it is not a finite number"),
+        (float("inf"), "it is not a finite number"),
+        ("1e99999999999999999999", "its exponent is beyond any amount"),
+        ([1], "a value of type list is not a number"),
+    ],
+)
+def test_an_amount_that_is_no_number_says_why(value: object, why: str) -> None:
+    """Not "must be a positive number" alone: the problem is that it is no number at all."""
+    error = only_error(amount=value)
+    assert error.message == f"amount must be a positive number: {why}. Received: {value!r}."
 
 
 @pytest.mark.parametrize(
@@ -382,7 +407,10 @@ def test_mrr_impact_sign_rejected(event_type: str, value: object, wording: str) 
 def test_mrr_impact_must_be_a_number(value: object) -> None:
     error = only_error(mrr_impact=value)
     assert error.path == "mrr_impact"
-    assert error.message == f"mrr_impact must be a number. Received: {value!r}."
+    assert error.message.startswith("mrr_impact must be a number")
+    assert error.message.endswith(f". Received: {value!r}.")
+    if value == "abc":  # no reason more specific: not "must be a number: it is not a number"
+        assert error.message == "mrr_impact must be a number. Received: 'abc'."
 
 
 def test_mrr_impact_forms() -> None:
@@ -670,7 +698,7 @@ def test_all_problems_reported_together() -> None:
     assert text.startswith("Invalid event (10 problems):")
     assert "visitor_fingerprint is required. Received: None." in text
     assert f"{EVENT_TYPE_MESSAGE} Received: 'sale'." in text
-    assert "amount must be a number. Received: True." in text
+    assert "amount must be a number: true and false are not numbers. Received: True." in text
 
 
 def test_validation_error_is_catchable_as_value_error() -> None:

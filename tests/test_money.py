@@ -197,6 +197,7 @@ def test_to_minor_units_refuses_to_round(amount: Any, currency: str) -> None:
     (error,) = info.value.errors
     assert error.path == "amount"
     assert f"more decimals than {currency.upper()} allows" in error.message
+    assert str(info.value).startswith("Invalid amount (1 problem):")  # no event is involved
 
 
 @pytest.mark.parametrize(
@@ -209,6 +210,7 @@ def test_to_minor_units_rejects_non_numbers(amount: Any) -> None:
     assert error.path == "amount"
     assert error.message.startswith("amount must be a number")
     assert error.message.endswith(f"Received: {amount!r}.")
+    assert str(info.value).startswith("Invalid amount (1 problem):")
 
 
 def test_to_minor_units_unknown_currency() -> None:
