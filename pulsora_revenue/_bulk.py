@@ -47,10 +47,12 @@ from ._errors import (
     ClientClosedError,
     ConfigurationError,
     DuplicateTransactionError,
+    EndpointError,
     PermissionDeniedError,
     ValidationError,
 )
 from ._event import RevenueEvent, key_digest
+from ._first_failures import FirstFailures
 from ._pacing import Pacing, RateGate, TokenBucket
 from ._results import BatchReport, Counts, Outcome, OutcomeStatus, Progress
 from ._retry import leaves_time, to_seconds
@@ -122,7 +124,7 @@ class Batch:
     time_limit: float | None = None  # seconds the whole run may take
     counts: Counts = attrs.Factory(Counts)
     in_flight: int = 0
-    stop_error: APIError | None = None
+    stop_error: APIError | EndpointError | None = None
     crash: Exception | None = None  # a callback failed: stop at once
     input_error: Exception | None = None  # the input failed: send what was read, then raise
     timed_out: bool = False  # the time limit passed: send no more, report what was read
@@ -131,6 +133,7 @@ class Batch:
     _held: tuple[int, object] | None = None  # read by the producer, not yet handed over
     _taken: int = 0  # the index after the last one taken from the producer
     _recent: RecentKeys = attrs.Factory(RecentKeys)
+    _first: FirstFailures = attrs.Factory(lambda self: FirstFailures(self.channel.url), True)
     _ready: deque[Job | Outcome] = attrs.Factory(deque)
     _now: Callable[[], float] = attrs.Factory(_clock.loop_clock)  # the loop's clock
     _watch: _clock.Stopwatch = attrs.Factory(lambda self: _clock.Stopwatch(self._now), True)
@@ -168,8 +171,14 @@ class Batch:
         if self.crash is not None and closed is None:
             raise self.crash
         self._progress()
-        stop = closed or self.stop_error  # closed from another task, or a refused token
-        report = self.counts.report(elapsed=elapsed, stopped=self.timed_out or stop is not None)
+        stop = closed or self.stop_error  # closed from another task, a refused token or endpoint
+        if stop is not None:
+            reason = str(stop).partition("\n")[0]
+        elif self.timed_out:
+            reason = f"the time limit of {self.time_limit:g} s passed"
+        else:
+            reason = ""
+        report = self.counts.report(elapsed=elapsed, stop_reason=reason)
         if stop is not None:
             stop.report = report
             raise stop
@@ -251,6 +260,7 @@ class Batch:
             except (APIError, APIConnectionError) as exc:
                 outcome = self._failed(index, item, event, exc)
             else:
+                self._first.delivered()
                 if self.on_result is not None:
                     result = delivered.result(event)
                     outcome = Outcome(index, event, item, OutcomeStatus.SENT, result=result)
@@ -365,9 +375,11 @@ class Batch:
         self, index: int, item: object, event: RevenueEvent, error: APIError | APIConnectionError
     ) -> Outcome:
         if isinstance(error, DuplicateTransactionError):
+            self._first.delivered()  # Pulsora answered: the endpoint is right
             return Outcome(index, event, item, OutcomeStatus.DUPLICATE, error)
-        if isinstance(error, _STOPPERS) and self.stop_error is None:
-            self.stop_error = error
+        stop = error if isinstance(error, _STOPPERS) else self._first.failed(error)
+        if stop is not None and self.stop_error is None:
+            self.stop_error = stop
         return Outcome(index, event, item, OutcomeStatus.FAILED, error)
 
     async def _tick(self) -> None:

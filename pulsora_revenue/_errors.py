@@ -225,13 +225,25 @@ class ServerError(APIError):
 
 
 class APIConnectionError(PulsoraError):
-    """Pulsora gave no answer: the connection failed or broke."""
+    """Pulsora gave no answer: the connection failed or broke.
+
+    ``attempts`` is how many requests were tried; ``failure`` what went wrong on
+    the last, as the HTTP library said it (``"ConnectError: ..."``); ``connected``
+    is false when that attempt made no connection at all (refused, an unknown
+    host, a failed TLS handshake): its request never went out.
+    """
 
     attempts: int
+    failure: str
+    connected: bool
 
-    def __init__(self, description: str, *, attempts: int) -> None:
+    def __init__(
+        self, description: str, *, attempts: int, failure: str = "", connected: bool = True
+    ) -> None:
         super().__init__(description)
         self.attempts = attempts
+        self.failure = failure
+        self.connected = connected
 
 
 class APITimeoutError(APIConnectionError):
@@ -245,6 +257,25 @@ class UnexpectedResponseError(APIError):
     nothing says that the event was recorded. ``message`` holds the start of
     the body. Not retried (the endpoint needs fixing); an outbox keeps the event.
     """
+
+
+class EndpointError(PulsoraError):
+    """A ``track_many`` run stopped: its first events all failed the same way, at the endpoint.
+
+    No server there, an unknown host, a failed TLS handshake, a 404 or 405, or an
+    answer that is not Pulsora's: no event can be delivered to ``endpoint``, so
+    the run stopped within seconds instead of failing every event. ``report``
+    holds the run's report (``stopped`` is true, ``stop_reason`` says why), and
+    ``__cause__`` the first event's error. Fix the endpoint URL (or the proxy on
+    the way) and run it again: Pulsora de-duplicates what was sent.
+    """
+
+    endpoint: str
+    report: BatchReport | None = None
+
+    def __init__(self, description: str, *, endpoint: str) -> None:
+        super().__init__(description)
+        self.endpoint = endpoint
 
 
 class OutboxError(PulsoraError):

@@ -75,7 +75,9 @@ def to_exception(
             "The event may not be recorded; track it again later (it is safe: "
             "Pulsora de-duplicates by transaction_id and event_type)."
         )
-        return (kind or APIConnectionError)(text, attempts=attempts)
+        return (kind or APIConnectionError)(
+            text, attempts=attempts, failure=cause, connected=reply.seen.sent
+        )
     error_class, advice = _ADVICE.get(
         status,
         (

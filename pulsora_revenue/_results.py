@@ -108,10 +108,11 @@ class BatchReport:
 
     ``total`` counts every event that got an outcome; ``failures`` lists the
     invalid and failed ones (when ``keep_failures`` was true), in completion
-    order. ``stopped`` is true when the run ended early: an authentication
-    error or a closed client (raised, with this report), or its ``time_limit``
-    (returned: every event read then has its outcome, those not sent a failed
-    one, and the input was read no further than index ``total``).
+    order. ``stop_reason`` says why the run ended early, and is empty when it
+    did not: a refused token, a wrong endpoint (its first events all failed the
+    same way) or a closed client (raised, with this report), or its
+    ``time_limit`` (returned: every event read then has its outcome, those not
+    sent a failed one, and the input was read no further than index ``total``).
     """
 
     total: int = 0
@@ -122,7 +123,12 @@ class BatchReport:
     failed: int = 0
     elapsed: float = 0.0
     failures: tuple[BatchFailure, ...] = ()
-    stopped: bool = False
+    stop_reason: str = ""
+
+    @property
+    def stopped(self) -> bool:
+        """True when the run ended early; ``stop_reason`` says why."""
+        return bool(self.stop_reason)
 
     @property
     def ok(self) -> bool:
@@ -180,7 +186,7 @@ class Counts:
             elapsed=elapsed,
         )
 
-    def report(self, *, elapsed: float, stopped: bool) -> BatchReport:
+    def report(self, *, elapsed: float, stop_reason: str = "") -> BatchReport:
         """The report of the run so far."""
         return BatchReport(
             total=self.total,
@@ -191,7 +197,7 @@ class Counts:
             failed=self.failed,
             elapsed=elapsed,
             failures=tuple(self.failures),
-            stopped=stopped,
+            stop_reason=stop_reason,
         )
 
 
