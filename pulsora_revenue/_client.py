@@ -41,15 +41,36 @@ POOL_SIZE = 64
 class Revenue:
     """An async client that records revenue events in Pulsora.
 
-    Use it as ``async with Revenue() as revenue: await revenue.track(...)``.
-    The token comes from *api_token* or ``PULSORA_SECRET_TOKEN`` and must be a
-    secret ``sec_`` token. Construction does no I/O; the HTTP client is created
-    on first use. An *http_client* you pass is used but never closed here.
+    Use it as ``async with Revenue() as revenue: await revenue.track(...)``, or close it
+    with ``await revenue.aclose()``. Keep one per process: it holds the connections.
+    Construction does no I/O and needs no running event loop; the connections are opened
+    on first use, on the running loop. A client serves one event loop at a time, and a new
+    one after the old one has ended; each loop's connections are closed as it ends.
 
-    *backend* picks the HTTP library: ``"auto"`` (the default, also settable
-    with ``PULSORA_HTTP_BACKEND``) uses aiohttp when the ``speed`` extra is
-    installed and the loop is asyncio, and httpx otherwise; ``"httpx"`` forces
-    httpx. Passing *http_client* or *transport* means httpx.
+    Args:
+        api_token: the secret ``sec_`` token; by default ``$PULSORA_SECRET_TOKEN``.
+        endpoint: the ingest URL; by default ``$PULSORA_ENDPOINT``, else
+            ``https://pulsora.co/api/ingest``. Plain ``http://`` only for loopback hosts.
+        timeout: how long one attempt may wait to connect and for the answer, in seconds
+            or as a ``timedelta``.
+        retry: how failed attempts are retried; by default ``RetryPolicy()``.
+        http_client: an ``httpx.AsyncClient`` of yours to send with: used, never closed here.
+        transport: an httpx transport (``httpx.MockTransport``, ``FakePulsora.transport``)
+            for the client made here. Pass it or *http_client*, not both.
+        debug: log every attempt at DEBUG on the ``pulsora_revenue`` logger.
+        backend: the HTTP library. ``"auto"`` (the default, also settable with
+            ``$PULSORA_HTTP_BACKEND``) sends with aiohttp when the ``speed`` extra is
+            installed and the loop is asyncio, and with httpx otherwise; ``"httpx"`` or
+            ``"aiohttp"`` forces one. Passing *http_client* or *transport* means httpx.
+        outbox: the path of an SQLite file that keeps what ``track`` could not deliver yet
+            (see ``track``); while the client is entered (``async with``), a background
+            task delivers it. None (the default) for no outbox.
+
+    Raises:
+        ConfigurationError: when the token is missing, blank or not a secret one; the
+            endpoint is not a usable URL; *timeout* is not a positive duration; *retry* is
+            not a ``RetryPolicy``; both *http_client* and *transport* are given; or
+            *backend* cannot be honoured.
     """
 
     def __init__(
@@ -168,12 +189,45 @@ class Revenue:
     async def track(
         self, event: RevenueEvent | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> TrackResult:
-        """Record one revenue event; return once Pulsora has accepted it.
+        """Record one revenue event, and return once Pulsora has accepted it.
 
-        *event* is a ``RevenueEvent`` or a mapping of its fields; or pass the
-        fields as keywords. Invalid input raises ``ValidationError`` before any
-        I/O. Retryable failures are retried by the ``RetryPolicy``; a final
-        failure raises the matching ``APIError`` or ``APIConnectionError``.
+        The event is validated before any I/O. Failed attempts are retried as the
+        ``RetryPolicy`` says, each with the same ``Idempotency-Key``, so that Pulsora
+        records the event once. With an outbox, a final failure that may pass later (no
+        answer, a timeout, a 408, 429 or 500 to 505) queues the event instead of raising.
+
+        Args:
+            event: a ``RevenueEvent``, or a mapping of its fields (webhook metadata, a JSON
+                line); positional only. Pass it or *fields*, not both.
+            **fields: the event's fields as keywords, instead of *event*.
+
+        Returns:
+            A ``TrackResult`` with the accepting status, the number of requests made and
+            the seconds taken; its ``duplicate`` is true when a retry found the event
+            recorded by an earlier attempt whose answer was lost, and ``queued`` when the
+            event went to the outbox (then ``status_code`` is None).
+
+        Raises:
+            ValidationError: when the event is invalid; it lists every problem.
+            TypeError: when both *event* and *fields* are given.
+            ClientClosedError: when the client is closed, or closes while the call waits to
+                try again.
+            ConfigurationError: when another event loop, still running in another thread,
+                uses this client.
+            BadRequestError: when Pulsora refuses the event itself (400, 413, 422).
+            AuthenticationError: when Pulsora refuses the token (401).
+            PermissionDeniedError: when the token may not send revenue events (403).
+            DuplicateTransactionError: when the event was recorded before this call (409).
+            RateLimitError: when 429s outlast the retries, or a ``Retry-After`` reaches past
+                the deadline; ``retry_after`` holds the wait asked for, if any.
+            ServerError: when Pulsora still fails (5xx) after the retries.
+            UnexpectedResponseError: when a 2xx answer is not Pulsora's acceptance (check
+                the endpoint URL); not retried, and not queued.
+            APIError: on any other final status (a proxy's 404, say).
+            APITimeoutError: when no answer came in time, after the retries.
+            APIConnectionError: when the connection failed or broke, after the retries.
+            OutboxError: when the outbox cannot be written: the event was neither delivered
+                nor kept (``delivery_error`` says why it was not delivered).
         """
         revenue_event = to_event(event, fields)
         sender = await self._sender()
@@ -192,11 +246,24 @@ class Revenue:
         return TrackResult(revenue_event, None, attempts, elapsed, queued=True)
 
     async def flush(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 (the API)
-        """Deliver the outbox now, for at most *timeout* seconds; return what is left.
+        """Deliver the events in the outbox now, for at most *timeout* seconds.
 
-        Only the events queued for this client's endpoint are delivered and
-        counted. Rows waiting out a back-off are tried at once; while Pulsora
-        is down, tries are spaced by the drainer's back-off.
+        Only the events queued for this client's endpoint are delivered and counted.
+        Events waiting out a back-off are tried at once; while Pulsora is down, tries are
+        spaced by the drainer's back-off. Without an outbox it does nothing.
+
+        Args:
+            timeout: the most seconds to spend; None (the default) to go on until no event
+                is left.
+
+        Returns:
+            How many of this endpoint's events are still in the outbox (0 without one).
+
+        Raises:
+            OutboxError: when the outbox file cannot be written or read, after delivering
+                what it could.
+            ClientClosedError: when the client (with an outbox) is closed, or closes
+                meanwhile.
         """
         if self._outbox is None:
             return 0
@@ -204,22 +271,50 @@ class Revenue:
         return await self._outbox.flush(sender, timeout)
 
     async def outbox_size(self) -> int:
-        """How many events for this client's endpoint wait in the outbox (0 without one)."""
+        """Count the events for this client's endpoint that wait in the outbox.
+
+        Returns:
+            How many there are; 0 without an outbox.
+
+        Raises:
+            OutboxError: when the outbox file cannot be read.
+            ClientClosedError: when the client (with an outbox) is closed.
+        """
         return 0 if self._outbox is None else await self._outbox.size()
 
     async def dead_letters(self) -> list[DeadLetter]:
-        """The events of this client's endpoint that Pulsora refused for good, oldest first.
+        """List the events of this client's endpoint that the outbox gave up on, oldest first.
 
-        The outbox keeps each queued event that Pulsora later refused (a 400,
-        413 or 422) as a ``DeadLetter``, with the refusal; none without an outbox.
+        A queued event that Pulsora later refused for good (a 400, 413 or 422), or that
+        this version could not read back, is kept as a ``DeadLetter`` with the reason, and
+        never retried unless ``retry_dead_letters`` queues it again.
+
+        Returns:
+            The dead letters; an empty list without an outbox.
+
+        Raises:
+            OutboxError: when the outbox file cannot be read.
+            ClientClosedError: when the client (with an outbox) is closed.
         """
         return [] if self._outbox is None else await self._outbox.dead_letters()
 
     async def retry_dead_letters(self, letters: Iterable[DeadLetter] | None = None) -> int:
-        """Queue dead letters again (*letters*, or all of this endpoint's); return how many.
+        """Queue dead letters again, once what made Pulsora refuse them is fixed.
 
-        They are delivered in the background as any queued event (``flush``
-        delivers them now). Retry once what made Pulsora refuse them is fixed.
+        They are delivered in the background like any queued event (``flush`` delivers
+        them now). Letters of another endpoint, or no longer dead, are left alone.
+
+        Args:
+            letters: the ``DeadLetter``s to queue again (from ``dead_letters``); None (the
+                default) for every dead letter of this client's endpoint.
+
+        Returns:
+            How many were queued again.
+
+        Raises:
+            ConfigurationError: when the client has no outbox.
+            ClientClosedError: when the client is closed.
+            OutboxError: when the outbox file cannot be written.
         """
         if self._outbox is None:
             raise ConfigurationError("this client has no outbox: pass outbox= to Revenue")
@@ -240,20 +335,49 @@ class Revenue:
     ) -> BatchReport:
         """Record many events, streamed from any iterable or async iterable.
 
-        *concurrency* workers take events from *events* as they go, so memory
-        stays flat however long the input is. Invalid events, repeats within the
-        input and failures are reported per event and do not stop the run; an
-        ``AuthenticationError`` or ``PermissionDeniedError`` stops it at once and
-        is raised with the run's ``report`` attached. A 429 pauses every worker
-        until its ``Retry-After`` has passed, without using up any event's
-        attempts. *rate_limit* caps requests per second. *on_result* is called
-        with each ``Outcome`` as it completes, *on_progress* with a ``Progress``
-        about four times a second; both are plain (not async) callables.
+        *concurrency* workers take events from *events* as they go, so memory stays flat
+        however long the input is. Invalid events, repeats within the input and failures
+        are reported per event and do not stop the run. A 429 pauses every worker until
+        its ``Retry-After`` has passed, without using up any event's attempts (the wait
+        counts against each event's deadline). What *events*, *on_result* or
+        *on_progress* raise is raised: the input's once the events read before it are
+        sent, a callback's at once. An async generator given as *events* is closed when a
+        run stops early.
 
-        *time_limit* (seconds or a ``timedelta``) bounds the whole run: no event
-        starts once it has passed, one in flight has only the time left, and
-        every event read but not sent gets a ``failed`` outcome; the report is
-        returned ``stopped``, and the input read no further (index ``total`` on).
+        Args:
+            events: ``RevenueEvent``s or mappings of their fields, from an iterable or an
+                async iterable; read as the workers need them.
+            concurrency: how many workers send at once. A run of more than 64 (the
+                connections the client keeps on aiohttp) opens connections of its own, as
+                many, unless the client was given an *http_client* or a *transport*. On
+                httpx a client of ours keeps 32 at most, which the workers queue for.
+            rate_limit: the most requests per second (a token bucket); None for no limit.
+            on_result: a plain (not async) callable, called with each event's ``Outcome``
+                as it completes.
+            on_progress: a plain (not async) callable, called with a ``Progress`` about
+                four times a second, and once at the end.
+            keep_failures: whether the report keeps every invalid and failed event in
+                ``failures``.
+            time_limit: how long the whole run may take, in seconds or as a ``timedelta``;
+                None for no limit. Once it has passed no event starts, one in flight has
+                only the time left, and every event read but not sent gets a ``failed``
+                outcome; the report is returned ``stopped``, and the input is read no
+                further (index ``total`` on).
+
+        Returns:
+            The ``BatchReport`` of the run: how many events were sent, duplicates, skipped,
+            invalid and failed, the time taken, and the failures kept.
+
+        Raises:
+            AuthenticationError: when Pulsora refuses the token: the run stops at once, and
+                the error's ``report`` is the run's.
+            PermissionDeniedError: when the token may not send revenue events; as above.
+            EndpointError: when the run's first 5 events sent all failed the same way, for
+                a reason no event can fix (a wrong endpoint); ``report`` is the run's.
+            ClientClosedError: when the client is closed, or closes during the run (then
+                ``report`` is the run's).
+            ConfigurationError: when *concurrency*, *rate_limit* or *time_limit* is not
+                usable, or another event loop, still running, uses this client.
         """
         from ._bulk import make_batch  # loaded on the first run: import pulsora_revenue is cheap
 

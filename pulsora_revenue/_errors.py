@@ -4,8 +4,9 @@ The hierarchy::
 
     PulsoraError
     ├── ValidationError            (also a ValueError; raised before any I/O)
-    ├── ConfigurationError         (also a ValueError; raised at construction)
-    ├── ClientClosedError          (the Revenue client was already closed)
+    ├── ConfigurationError         (also a ValueError; mostly raised at construction)
+    ├── ClientClosedError          (the client was already closed)
+    ├── EndpointError              (a track_many run stopped: a wrong endpoint)
     ├── OutboxError                (the outbox file could not be written or read)
     ├── APIError                   (the API answered, but not with success)
     │   ├── BadRequestError            400
@@ -154,7 +155,7 @@ class ConfigurationError(PulsoraError, ValueError):
 
 
 class ClientClosedError(PulsoraError, RuntimeError):
-    """The ``Revenue`` client was used after ``aclose()``.
+    """The client was used after it was closed, or closed while a call waited to try again.
 
     When closing the client stopped a ``track_many`` run, ``report`` holds that
     run's report.
@@ -255,7 +256,9 @@ class UnexpectedResponseError(APIError):
 
     A web server's welcome page, a captive portal, or ``{"success": false}``:
     nothing says that the event was recorded. ``message`` holds the start of
-    the body. Not retried (the endpoint needs fixing); an outbox keeps the event.
+    the body. Not retried (the endpoint needs fixing). ``track`` raises it even
+    with an outbox; an event already in the outbox stays queued when its delivery
+    meets one.
     """
 
 

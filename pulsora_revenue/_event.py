@@ -28,10 +28,36 @@ class RevenueEvent:
     ``ValidationError`` that lists each bad field. Strings are stripped,
     ``currency`` is upper-cased, ``amount`` and ``mrr_impact`` become ``Decimal``,
     ``event_type`` becomes an ``EventType``, ``occurred_at`` is converted to UTC,
-    and ``metadata`` is copied into immutable containers.
+    and ``metadata`` is copied into immutable containers. Every string must be text
+    that UTF-8 can carry (no lone surrogate), and an event holds at most 1,048,576
+    characters of text, metadata keys and values included.
 
-    ``occurred_at`` travels as ``metadata["occurred_at"]`` (ISO 8601, UTC),
-    because Pulsora records revenue when it is received.
+    Args:
+        visitor_fingerprint: the browser's visitor fingerprint; a non-blank string.
+        session_id: the browser's session id; a non-blank string.
+        customer_id: your id for the customer; a non-blank string.
+        amount: an int, ``Decimal``, decimal string or float (by its shortest repr), of
+            at most 30 digits before and after the point. Positive, except for a
+            ``refund`` (negative) and a ``churn`` (zero or positive).
+        transaction_id: the payment's id; with *event_type*, the de-duplication key.
+        currency: an active ISO 4217 code, in any case; ``"USD"`` by default.
+        payment_processor: who took the payment (``"stripe"``); a non-blank string.
+        event_type: an ``EventType`` or its value, in any case.
+        customer_subscription_id: the subscription's id; a non-blank string.
+        mrr_impact: the change in monthly recurring revenue; a number, zero or positive
+            for a ``subscription`` or ``upgrade``, zero or negative for a ``downgrade``
+            or ``churn``.
+        is_recurring: whether the payment recurs; a bool.
+        metadata: a mapping of str keys to JSON values (str, int, finite float, bool,
+            None, ``Decimal``, lists, mappings); at most 16 levels deep and 10,000 values,
+            numbers of at most 400 digits before and after the point.
+        occurred_at: when the payment happened: a timezone-aware ``datetime`` or an ISO
+            8601 string. It travels as ``metadata["occurred_at"]`` (ISO 8601, UTC),
+            because Pulsora records revenue when it is received.
+
+    Raises:
+        ValidationError: when any field breaks its rule; it lists every problem, each
+            with its path (``metadata.addons[2]``).
     """
 
     visitor_fingerprint: str

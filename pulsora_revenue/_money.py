@@ -125,7 +125,20 @@ def normalise_currency(value: object) -> str:
 
 
 def currency_exponent(currency: str) -> int:
-    """Return the number of minor-unit decimals of *currency* ("JPY" -> 0)."""
+    """Return how many decimals the minor unit of a currency has.
+
+    ``currency_exponent("USD") == 2``, ``currency_exponent("jpy") == 0``,
+    ``currency_exponent("KWD") == 3``: by ISO 4217, never assumed to be 2.
+
+    Args:
+        currency: an active ISO 4217 code, in any case.
+
+    Returns:
+        The number of decimals.
+
+    Raises:
+        ValidationError: when *currency* is not an active ISO 4217 code.
+    """
     try:
         return MINOR_UNITS[normalise_currency(currency)]
     except ValueError as exc:
@@ -136,8 +149,19 @@ def from_minor_units(amount: int | str, currency: str) -> Decimal:
     """Convert integer minor units to a major-unit ``Decimal``, exactly.
 
     ``from_minor_units(9999, "usd") == Decimal("99.99")``, while
-    ``from_minor_units(9999, "JPY") == Decimal("9999")``. Strings of digits (as
-    Paddle sends them) are accepted too.
+    ``from_minor_units(9999, "JPY") == Decimal("9999")``.
+
+    Args:
+        amount: the minor units (cents, yen, fils): an int, or a string of digits with
+            an optional sign (as Paddle sends them); at most 1000 digits.
+        currency: an active ISO 4217 code, in any case.
+
+    Returns:
+        The amount in major units, with as many decimals as the currency has.
+
+    Raises:
+        ValidationError: when *currency* is not an active ISO 4217 code, or *amount* is
+            not such an integer.
     """
     exponent = currency_exponent(currency)
     minor = _as_integer(amount)
@@ -148,8 +172,22 @@ def from_minor_units(amount: int | str, currency: str) -> Decimal:
 def to_minor_units(amount: Decimal | int | str | float, currency: str) -> int:
     """Convert a major-unit amount to integer minor units, refusing to round.
 
-    ``to_minor_units(Decimal("99.99"), "USD") == 9999``; an amount with more
-    decimals than the currency has (``"0.001"`` USD) raises ``ValidationError``.
+    ``to_minor_units(Decimal("99.99"), "USD") == 9999``, while
+    ``to_minor_units("0.001", "USD")`` raises.
+
+    Args:
+        amount: the amount in major units: a ``Decimal``, an int, a decimal string, or a
+            float (taken by its shortest repr); at most 1000 digits before and after
+            the point.
+        currency: an active ISO 4217 code, in any case.
+
+    Returns:
+        The amount in minor units.
+
+    Raises:
+        ValidationError: when *currency* is not an active ISO 4217 code, *amount* is not
+            a finite number of at most 1000 digits, or it has more decimals than the
+            currency (it would have to be rounded).
     """
     exponent = currency_exponent(currency)
     number = parse_decimal(amount)

@@ -20,10 +20,15 @@ from ._event import RevenueEvent
 class TrackResult:
     """What happened to one tracked event.
 
-    ``status_code`` is the accepting HTTP status (409 for a ``duplicate``, None
-    when queued), ``attempts`` the number of requests made, ``elapsed`` the
-    seconds the call took, and ``duplicate`` whether Pulsora reported the event
-    as already recorded after an earlier attempt of this same call lost its answer.
+    Attributes:
+        event: the event, validated.
+        status_code: the HTTP status that accepted it (409 for a ``duplicate``); None
+            when it was queued.
+        attempts: the number of requests made.
+        elapsed: the seconds the call took.
+        duplicate: whether Pulsora reported the event as already recorded after an
+            earlier attempt of this same call lost its answer.
+        queued: whether the event went to the outbox, to be delivered later, instead.
     """
 
     event: RevenueEvent
@@ -63,11 +68,15 @@ class OutcomeStatus(enum.StrEnum):
 
 @attrs.frozen
 class Outcome:
-    """The outcome of event number ``index`` (0-based) of the input.
+    """The outcome of one event of a ``track_many`` run.
 
-    ``event`` is None when the input was invalid; ``input`` is what the
-    iterable yielded; ``error`` is set for invalid, failed and duplicate events;
-    ``result`` is the ``TrackResult`` of a sent event.
+    Attributes:
+        index: the event's position in the input, from 0.
+        event: the validated event; None when the input was invalid.
+        input: what the input yielded for it.
+        status: what became of it.
+        error: the error of an invalid, failed or duplicate event; None otherwise.
+        result: the ``TrackResult`` of a sent event; None otherwise.
     """
 
     index: int
@@ -80,7 +89,13 @@ class Outcome:
 
 @attrs.frozen
 class BatchFailure:
-    """An invalid or failed event, kept in ``BatchReport.failures``."""
+    """An invalid or failed event, kept in ``BatchReport.failures``.
+
+    Attributes:
+        index: the event's position in the input, from 0.
+        input: what the input yielded for it.
+        error: why it was invalid, or why it failed.
+    """
 
     index: int
     input: object = attrs.field(repr=received)
@@ -89,7 +104,19 @@ class BatchFailure:
 
 @attrs.frozen
 class Progress:
-    """Counters of a running bulk run, passed to ``on_progress``."""
+    """Counters of a running ``track_many`` run, passed to ``on_progress``.
+
+    Attributes:
+        done: how many events have their outcome.
+        sent: how many Pulsora accepted.
+        duplicates: how many Pulsora had recorded before the run.
+        skipped: how many repeated an earlier event of the input.
+        invalid: how many failed validation.
+        failed: how many could not be delivered.
+        in_flight: how many are being sent now.
+        rate: events done per second, so far.
+        elapsed: the seconds since the run started.
+    """
 
     done: int
     sent: int
@@ -104,15 +131,25 @@ class Progress:
 
 @attrs.frozen
 class BatchReport:
-    """The totals of a bulk run.
+    """The totals of a ``track_many`` run.
 
-    ``total`` counts every event that got an outcome; ``failures`` lists the
-    invalid and failed ones (when ``keep_failures`` was true), in completion
-    order. ``stop_reason`` says why the run ended early, and is empty when it
-    did not: a refused token, a wrong endpoint (its first events all failed the
-    same way) or a closed client (raised, with this report), or its
-    ``time_limit`` (returned: every event read then has its outcome, those not
-    sent a failed one, and the input was read no further than index ``total``).
+    A run ends early for a refused token, a wrong endpoint (its first events all
+    failed the same way) or a closed client, raised with this report; or for its
+    ``time_limit``, returned: every event read then has its outcome, those not
+    sent a failed one, and the input was read no further than index ``total``.
+
+    Attributes:
+        total: how many events got an outcome.
+        sent: how many Pulsora accepted in this run.
+        duplicates: how many Pulsora had recorded before this run (a 409).
+        skipped: how many repeated an earlier ``(transaction_id, event_type)`` of the
+            input, and were not sent again.
+        invalid: how many failed validation.
+        failed: how many could not be delivered.
+        elapsed: the seconds the run took.
+        failures: the invalid and failed events, in completion order, when
+            ``keep_failures`` was true.
+        stop_reason: why the run ended early; empty when it did not.
     """
 
     total: int = 0
@@ -206,10 +243,19 @@ _FAILURES = (OutcomeStatus.INVALID, OutcomeStatus.FAILED)
 
 @attrs.frozen
 class DeadLetter:
-    """An event that Pulsora refused for good (a 400, 413 or 422), kept in the outbox.
+    """An event the outbox gave up on, kept in it: refused for good, or unreadable.
 
-    ``event`` is None when this version cannot read what was queued. ``id``
-    names it for ``Revenue.retry_dead_letters``; ``error`` is the refusal.
+    Pulsora refused it for good (a 400, 413 or 422), or this version could not read
+    what was queued.
+
+    Attributes:
+        id: its number in the outbox, which ``Revenue.retry_dead_letters`` goes by.
+        transaction_id: the event's ``transaction_id``.
+        event_type: the event's ``event_type``; empty when it had none.
+        event: the event; None when this version cannot read what was queued.
+        error: the refusal, or why the event could not be read.
+        queued_at: when the event was first queued (UTC).
+        died_at: when it became a dead letter (UTC).
     """
 
     id: int

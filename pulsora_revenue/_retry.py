@@ -48,10 +48,18 @@ class RetryPolicy:
 
     Before retry *n* (1, 2, ...) the client waits a random time between
     ``initial_delay`` and ``min(max_delay, initial_delay * 2**(n-1))`` (full
-    jitter with a floor), or at least as long as a ``Retry-After`` header asks.
-    ``max_attempts`` counts every request, the first included; ``deadline``
-    bounds one ``track`` call from start to finish. Durations are seconds or
-    ``timedelta``. ``uniform`` is the random source, replaceable for tests.
+    jitter with a floor), or at least as long as a ``Retry-After`` header asks,
+    plus up to 0.5 s. Durations are seconds or ``timedelta``; a policy that cannot
+    work (fewer than one attempt, a negative delay, ``max_delay`` below
+    ``initial_delay``, a deadline that is not positive) raises ``ConfigurationError``.
+
+    Attributes:
+        max_attempts: requests in all, the first included.
+        initial_delay: the floor of every wait, in seconds.
+        max_delay: the cap of every back-off, in seconds.
+        deadline: the seconds one ``track`` call, or one event of ``track_many``, may
+            take from start to finish, its waits included.
+        uniform: the random source, ``uniform(low, high)``; replaceable for tests.
     """
 
     max_attempts: int = attrs.field(default=4)
@@ -77,7 +85,15 @@ class RetryPolicy:
             raise ConfigurationError(f"deadline must be positive, not {self.deadline!r}")
 
     def backoff(self, retry: int) -> float:
-        """Return the wait before retry number *retry* (1 for the first retry)."""
+        """Draw the wait before a retry.
+
+        Args:
+            retry: the number of the retry: 1 for the first (the second attempt).
+
+        Returns:
+            The seconds to wait: between ``initial_delay`` and
+            ``min(max_delay, initial_delay * 2**(retry-1))``.
+        """
         ceiling = min(self.max_delay, self.initial_delay * 2.0 ** min(retry - 1, 64))
         return self.uniform(self.initial_delay, ceiling)
 

@@ -51,13 +51,32 @@ _open_clients: weakref.WeakSet[SyncRevenue] = weakref.WeakSet()
 class SyncRevenue:
     """A blocking client for code without an event loop: Django, Flask, Celery, scripts.
 
-    It takes the arguments of ``Revenue`` and offers its methods without
-    ``await``, with the same results and exceptions. It is safe to share
-    between threads (one per process, as for ``Revenue``): the calls run on one
-    event loop in a thread of its own, started on first use. Use it as
-    ``with SyncRevenue() as revenue:``, or call ``close()``; a process that does
-    neither still exits at once, and the events its outbox holds stay for the
-    next run. After ``os.fork()`` the child gets a loop and connections of its own.
+    It takes the arguments of ``Revenue`` and offers its methods without ``await``, with
+    the same results and exceptions. It is safe to share between threads (one per
+    process, as for ``Revenue``): the calls run on one event loop in a daemon thread of
+    its own, started on first use. Use it as ``with SyncRevenue() as revenue:``, or call
+    ``close()``; a process that does neither still exits at once (an ``atexit`` hook
+    closes it), and the events its outbox holds stay for the next run. After
+    ``os.fork()`` the child gets a loop and connections of its own.
+
+    Args:
+        api_token: the secret ``sec_`` token; by default ``$PULSORA_SECRET_TOKEN``.
+        endpoint: the ingest URL; by default ``$PULSORA_ENDPOINT``, else Pulsora's.
+        timeout: how long one attempt may wait to connect and for the answer, in seconds
+            or as a ``timedelta``.
+        retry: how failed attempts are retried; by default ``RetryPolicy()``.
+        http_client: an ``httpx.AsyncClient`` of yours, used on the client's own loop and
+            never closed here.
+        transport: an httpx transport for the client made here; not with *http_client*.
+        debug: log every attempt at DEBUG on the ``pulsora_revenue`` logger.
+        backend: the HTTP library: ``"auto"`` (the default), ``"httpx"`` or ``"aiohttp"``,
+            as for ``Revenue``.
+        outbox: the path of an SQLite file that keeps what ``track`` could not deliver
+            yet, delivered in the background once the client runs; None for no outbox.
+
+    Raises:
+        ConfigurationError: when an argument cannot work, as for ``Revenue``; checked
+            here, in the caller's thread.
     """
 
     def __init__(
@@ -123,7 +142,31 @@ class SyncRevenue:
     def track(
         self, event: RevenueEvent | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> TrackResult:
-        """Record one revenue event, as ``Revenue.track``; return once Pulsora accepted it."""
+        """Record one revenue event, and return once Pulsora has accepted it.
+
+        The blocking form of ``Revenue.track``: the same validation, retries, outbox,
+        result and exceptions (listed in full there).
+
+        Args:
+            event: a ``RevenueEvent``, or a mapping of its fields; positional only. Pass it
+                or *fields*, not both.
+            **fields: the event's fields as keywords, instead of *event*.
+
+        Returns:
+            The ``TrackResult``, as ``Revenue.track`` returns it.
+
+        Raises:
+            ValidationError: when the event is invalid; it lists every problem.
+            TypeError: when both *event* and *fields* are given.
+            APIError: when Pulsora answered but did not accept the event: the subclass
+                says why (``BadRequestError``, ``AuthenticationError``, ...).
+            APIConnectionError: when no answer came (``APITimeoutError``: not in time).
+            OutboxError: when the outbox cannot be written: the event was neither delivered
+                nor kept.
+            RuntimeError: when called from the client's own thread (in a ``track_many``
+                callback).
+            ClientClosedError: when the client is closed.
+        """
         return self._call(lambda revenue: revenue.track(event, **fields))
 
     def track_many(
@@ -137,10 +180,39 @@ class SyncRevenue:
         keep_failures: bool = True,
         time_limit: float | timedelta | None = None,
     ) -> BatchReport:
-        """Record many events, as ``Revenue.track_many``.
+        """Record many events from an iterable, and return the run's report.
 
-        *events* is read, and *on_result* and *on_progress* are called, in the
-        client's own thread.
+        The blocking form of ``Revenue.track_many``, with the same arguments (but a plain
+        iterable), report and exceptions. *events* is read, and *on_result* and
+        *on_progress* are called, in the client's own thread: a callback must not call
+        this client.
+
+        Args:
+            events: ``RevenueEvent``s or mappings of their fields, read as the workers need
+                them.
+            concurrency: how many workers send at once.
+            rate_limit: the most requests per second; None for no limit.
+            on_result: called with each event's ``Outcome`` as it completes.
+            on_progress: called with a ``Progress`` about four times a second, and once
+                at the end.
+            keep_failures: whether the report keeps every invalid and failed event in
+                ``failures``.
+            time_limit: how long the whole run may take, in seconds or as a ``timedelta``;
+                None for no limit.
+
+        Returns:
+            The ``BatchReport`` of the run.
+
+        Raises:
+            AuthenticationError: when Pulsora refuses the token: the run stops at once, and
+                the error's ``report`` is the run's.
+            PermissionDeniedError: when the token may not send revenue events; as above.
+            EndpointError: when the run's first events all failed at a wrong endpoint;
+                ``report`` is the run's.
+            ConfigurationError: when *concurrency*, *rate_limit* or *time_limit* is not
+                usable.
+            RuntimeError: when called from the client's own thread (in a callback).
+            ClientClosedError: when the client is closed, or closes during the run.
         """
         return self._call(
             lambda revenue: revenue.track_many(
@@ -155,19 +227,72 @@ class SyncRevenue:
         )
 
     def flush(self, timeout: float | None = None) -> int:
-        """Deliver the outbox now, as ``Revenue.flush``; return how many events are left."""
+        """Deliver the events in the outbox now, for at most *timeout* seconds.
+
+        The blocking form of ``Revenue.flush``.
+
+        Args:
+            timeout: the most seconds to spend; None (the default) to go on until no event
+                is left.
+
+        Returns:
+            How many of this endpoint's events are still in the outbox (0 without one).
+
+        Raises:
+            OutboxError: when the outbox file cannot be written or read.
+            RuntimeError: when called from the client's own thread (in a callback).
+            ClientClosedError: when the client is closed.
+        """
         return self._call(lambda revenue: revenue.flush(timeout))
 
     def outbox_size(self) -> int:
-        """How many events for this client's endpoint wait in the outbox (0 without one)."""
+        """Count the events for this client's endpoint that wait in the outbox.
+
+        The blocking form of ``Revenue.outbox_size``.
+
+        Returns:
+            How many there are; 0 without an outbox.
+
+        Raises:
+            OutboxError: when the outbox file cannot be read.
+            RuntimeError: when called from the client's own thread (in a callback).
+            ClientClosedError: when the client is closed.
+        """
         return self._call(lambda revenue: revenue.outbox_size())
 
     def dead_letters(self) -> list[DeadLetter]:
-        """The events Pulsora refused for good from the outbox, as ``Revenue.dead_letters``."""
+        """List the events of this client's endpoint that the outbox gave up on, oldest first.
+
+        The blocking form of ``Revenue.dead_letters``.
+
+        Returns:
+            The ``DeadLetter``s; an empty list without an outbox.
+
+        Raises:
+            OutboxError: when the outbox file cannot be read.
+            RuntimeError: when called from the client's own thread (in a callback).
+            ClientClosedError: when the client is closed.
+        """
         return self._call(lambda revenue: revenue.dead_letters())
 
     def retry_dead_letters(self, letters: Iterable[DeadLetter] | None = None) -> int:
-        """Queue dead letters again, as ``Revenue.retry_dead_letters``; return how many."""
+        """Queue dead letters again, once what made Pulsora refuse them is fixed.
+
+        The blocking form of ``Revenue.retry_dead_letters``.
+
+        Args:
+            letters: the ``DeadLetter``s to queue again; None (the default) for every dead
+                letter of this client's endpoint.
+
+        Returns:
+            How many were queued again.
+
+        Raises:
+            ConfigurationError: when the client has no outbox.
+            OutboxError: when the outbox file cannot be written.
+            RuntimeError: when called from the client's own thread (in a callback).
+            ClientClosedError: when the client is closed.
+        """
         return self._call(lambda revenue: revenue.retry_dead_letters(letters))
 
     def close(self) -> None:
@@ -175,6 +300,9 @@ class SyncRevenue:
 
         Calls in progress in other threads finish first. Events still in the
         outbox stay there for the next run.
+
+        Raises:
+            RuntimeError: when called from the client's own thread (in a callback).
         """
         running = self._stop()
         if running is not None and running.thread is threading.current_thread():

@@ -33,10 +33,20 @@ STATE_KEY = "pulsora_revenue"
 
 
 def lifespan(**options: Any) -> Callable[[Any], AbstractAsyncContextManager[dict[str, Any]]]:
-    """A lifespan that opens ``Revenue(**options)`` at startup and closes it at shutdown.
+    """Make a lifespan that opens ``Revenue(**options)`` at startup and closes it at shutdown.
 
-    The options are checked at once, so that a missing token fails the app's
-    start, not its first webhook.
+    The client is in the lifespan state under ``STATE_KEY``, where ``get_revenue``
+    finds it. The options are checked at once, when the app is built, so that a
+    missing token fails then, not at the first webhook.
+
+    Args:
+        **options: the arguments of ``Revenue``.
+
+    Returns:
+        The lifespan, for ``Starlette(lifespan=...)`` or ``FastAPI(lifespan=...)``.
+
+    Raises:
+        ConfigurationError: when the options cannot work (a missing token, say).
     """
     Revenue(**options)  # fail early on a bad configuration; it opens nothing
 
@@ -49,7 +59,18 @@ def lifespan(**options: Any) -> Callable[[Any], AbstractAsyncContextManager[dict
 
 
 def get_revenue(connection: HTTPConnection) -> Revenue:
-    """The app's ``Revenue`` client: a FastAPI dependency, or call it with the request."""
+    """Return the app's ``Revenue`` client: a FastAPI dependency, or call it with the request.
+
+    Args:
+        connection: the request (or WebSocket) being handled.
+
+    Returns:
+        The client that ``lifespan`` opened.
+
+    Raises:
+        RuntimeError: when the app state holds no ``Revenue`` client: the app was made
+            without ``lifespan``, and its own lifespan yields none under ``STATE_KEY``.
+    """
     revenue = getattr(connection.state, STATE_KEY, None)
     if not isinstance(revenue, Revenue):
         raise RuntimeError(

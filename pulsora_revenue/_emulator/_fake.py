@@ -19,7 +19,10 @@ from ._faults import Fault, FaultSchedule, respond
 class Rejection:
     """A request the emulator refused: its status, error message and body.
 
-    The body is text, shortened, and with its token blanked out.
+    Attributes:
+        status: the HTTP status it was answered with.
+        message: the error message of the answer.
+        body: the request's body as text, shortened, with its token blanked out.
     """
 
     status: int
@@ -64,12 +67,19 @@ class FakePulsora:
     ``drop_next`` and ``delay_next`` (or ``script``), an ``outage``, or set
     ``chaos``; ``clear_faults`` forgets them.
 
-    *tokens* limits the valid tokens (by default any ``sec_``/``pub_`` token);
-    *rate_limit* is ``(requests, seconds)``; *latency* is how long each request
-    takes, in seconds, or a function returning it (for answers out of order);
-    *seed* makes ``chaos`` draw the same faults on every run.
-    ``requests`` counts the requests received, ``concurrency`` and
-    ``peak_concurrency`` those being handled.
+    Args:
+        tokens: the valid tokens; None (the default) for any ``sec_`` or ``pub_`` token.
+        rate_limit: ``(requests, seconds)``: above it, a 429 with ``Retry-After``, in
+            fixed windows; None for no limit.
+        latency: how long each request takes, in seconds (real time, even in test mode),
+            or a function that returns it (for answers out of order).
+        seed: the seed of ``chaos``'s draws, for the same faults on every run.
+
+    Attributes:
+        transport: the ``httpx.MockTransport`` to give ``Revenue(transport=...)``.
+        requests: how many requests it received.
+        concurrency: how many requests it is handling now.
+        peak_concurrency: the most requests it handled at once.
     """
 
     def __init__(
@@ -118,26 +128,55 @@ class FakePulsora:
         self._schedule.chaos = rate
 
     def script(self, faults: Iterable[Fault]) -> None:
-        """Apply *faults* to the next requests, one each, in order."""
+        """Apply faults to the next requests, one each, in order.
+
+        Args:
+            faults: the ``Fault``s, for the next requests in turn.
+        """
         self._schedule.script(faults)
 
     def fail_next(self, *statuses: int, retry_after: float | None = None) -> None:
-        """Answer the next requests with *statuses*, recording nothing."""
+        """Answer the next requests with error statuses, without recording their events.
+
+        Each such request is kept in ``rejected``.
+
+        Args:
+            *statuses: the status of each next request, in order (``fail_next(503, 503)``:
+                the next two).
+            retry_after: the ``Retry-After`` header of each, in seconds; None for none.
+        """
         self.script(Fault(status=s, retry_after=retry_after) for s in statuses)
 
     def drop_next(self, count: int = 1) -> None:
-        """Record the next *count* events but lose the answers (close the connection)."""
+        """Handle the next requests as usual, then close the connection without an answer.
+
+        Their events are recorded: the lost answer that makes a retry land twice.
+
+        Args:
+            count: how many requests, from the next one on.
+        """
         self.script(Fault(drop=True) for _ in range(count))
 
     def delay_next(self, seconds: float, count: int = 1) -> None:
-        """Answer each of the next *count* requests *seconds* late (after recording)."""
+        """Answer the next requests late, their events recorded first.
+
+        Args:
+            seconds: how late, in real seconds.
+            count: how many requests, from the next one on.
+        """
         self.script(Fault(delay=seconds) for _ in range(count))
 
     def outage(self, status: int, seconds: float, *, retry_after: float | None = None) -> None:
-        """Answer every request with *status* for *seconds*, from the next request on.
+        """Answer every request with an error status for a while, from the next request on.
 
         The seconds are those of the test clock: in test mode, waits skipped by
         retries count.
+
+        Args:
+            status: the status of every answer, such as 503.
+            seconds: how long the outage lasts, from the next request on.
+            retry_after: the ``Retry-After`` header of each answer, in seconds; None for
+                none.
         """
         self._schedule.outage(Fault(status=status, retry_after=retry_after), seconds=seconds)
 

@@ -41,12 +41,13 @@ _FAULT_KEYS = ("status", "retry_after", "delay", "drop")
 class Fault:
     """What to do to one request instead of (or besides) answering it normally.
 
-    ``status``: answer with this status and record nothing (``retry_after``
-    adds a ``Retry-After`` header). ``delay``: wait this many seconds before
-    answering, after the event was recorded: a client that times out meanwhile
-    has lost an answer, as with ``drop``.
-    ``drop``: handle the request normally (the event is recorded), then close the
-    connection without an answer: the lost answer that makes retries land twice.
+    Attributes:
+        status: answer with this status and record no event.
+        retry_after: the ``Retry-After`` header of a ``status`` answer, in seconds.
+        delay: wait this many seconds before answering, after the event was recorded:
+            a client that times out meanwhile has lost an answer, as with ``drop``.
+        drop: handle the request normally (the event is recorded), then close the
+            connection without an answer: the lost answer that makes retries land twice.
     """
 
     status: int | None = None
@@ -56,7 +57,19 @@ class Fault:
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Fault:
-        """Build a fault from its JSON form, as ``POST /api/faults`` takes it; ValueError if bad."""
+        """Build a fault from its JSON form, as ``POST /api/faults`` takes it.
+
+        Args:
+            value: the fault's JSON object, with any of the keys ``status``,
+                ``retry_after``, ``delay`` and ``drop``.
+
+        Returns:
+            The fault.
+
+        Raises:
+            ValueError: when a key is unknown, or a value is not of its kind (a status
+                outside 100 to 599, a negative number of seconds).
+        """
         unknown = [key for key in value if key not in _FAULT_KEYS]
         if unknown:
             raise ValueError(f"unknown fault keys: {received(unknown)}")

@@ -19,9 +19,11 @@ import attrs
 class EmulatorServer:
     """A running emulator, as ``serve_emulator`` yields it.
 
-    ``endpoint`` is the ingest URL to pass as ``Revenue(endpoint=...)``; ``url``
-    the base URL, for the page and the ``/api/events`` and ``/api/faults``
-    endpoints of ``pulsora-revenue dev``; ``db`` the SQLite file of the events.
+    Attributes:
+        url: the base URL, for the page and the ``/api/events`` and ``/api/faults``
+            endpoints of ``pulsora-revenue dev``.
+        endpoint: the ingest URL, to pass as ``Revenue(endpoint=...)``.
+        db: the SQLite file of the events.
     """
 
     url: str
@@ -40,12 +42,24 @@ def serve_emulator(
 ) -> Iterator[EmulatorServer]:
     """Serve the emulator over HTTP in a background thread while a block runs.
 
-    It is the ``pulsora-revenue dev`` app (the contract of ``FakePulsora``, over
-    a real socket) on *port* of the IPv4 address *host*, by default a free
-    loopback port. Its events are kept in the SQLite file *db*, by default a
-    temporary one removed on exit. *tokens* and *rate_limit* are as for
-    ``FakePulsora``. The server has stopped when the block ends. Needs the
-    ``server`` extra (Starlette and uvicorn).
+    It is the ``pulsora-revenue dev`` app (the contract of ``FakePulsora``, over a
+    real socket). The server has stopped when the block ends. Needs the ``server``
+    extra (Starlette and uvicorn).
+
+    Args:
+        db: the SQLite file that keeps the events; None (the default) for a temporary
+            one, removed when the block ends.
+        host: the IPv4 address to listen on; loopback by default.
+        port: the port to listen on; 0 (the default) for a free one.
+        tokens: the valid tokens, as for ``FakePulsora``; None for any ``sec_`` or
+            ``pub_`` token.
+        rate_limit: ``(requests, seconds)``, as for ``FakePulsora``; None for no limit.
+
+    Yields:
+        The ``EmulatorServer``, with its URLs and database.
+
+    Raises:
+        ImportError: when the ``server`` extra is not installed.
     """
     try:
         from .._emulator._app import INGEST_PATH, create_app, serve_in_thread

@@ -54,6 +54,7 @@ class Movement:
 
     @property
     def change(self) -> Decimal:
+        """The MRR moved: ``after - before``."""
         return self.after - self.before
 
 
@@ -115,15 +116,34 @@ class Ledger(Protocol):
     """Where the MRR reported per subscription is kept: ``MemoryLedger``, ``SQLiteLedger``."""
 
     async def observe(self, seen: Observation) -> Movement:
-        """Apply *seen* (or answer as the first time, for an event seen before)."""
+        """Apply what one webhook event says about a subscription, once.
+
+        An event seen before (same subscription and event id) changes nothing, and gets
+        the answer it got the first time.
+
+        Args:
+            seen: what the event says about the subscription.
+
+        Returns:
+            The MRR reported before and after the event; its ``change`` rides on the
+            event's revenue event.
+        """
         ...
 
     async def payment(self, payment_id: str, first: Payment | None) -> Payment | None:
-        """The payment as first reported; *first* is kept if there is none yet.
+        """Look up a payment as first reported, keeping *first* if there is none yet.
 
         Several events describe one payment (a Checkout Session and its
         PaymentIntent); the first one's revenue is the one every later one
         reports, and a refund nets out the revenue in the payment, not its tax.
+
+        Args:
+            payment_id: the payment's id (a PaymentIntent, an invoice, a transaction).
+            first: the payment as this event describes it, kept if the payment is new;
+                None only to look it up.
+
+        Returns:
+            The payment as first reported; None when none was, and *first* is None.
         """
         ...
 
@@ -145,6 +165,15 @@ class MemoryLedger:
         return f"<MemoryLedger subscriptions={len(self._states)}>"
 
     async def observe(self, seen: Observation) -> Movement:
+        """Apply what one webhook event says about a subscription, once.
+
+        Args:
+            seen: what the event says about the subscription.
+
+        Returns:
+            The MRR reported before and after the event: the first answer again, for an
+            event seen before.
+        """
         with self._lock:
             key = (seen.subscription, seen.event_id)
             answer = self._answers.get(key)
@@ -155,12 +184,29 @@ class MemoryLedger:
             return answer
 
     async def payment(self, payment_id: str, first: Payment | None) -> Payment | None:
+        """Look up a payment as first reported, keeping *first* if there is none yet.
+
+        Args:
+            payment_id: the payment's id.
+            first: the payment as this event describes it; None only to look it up.
+
+        Returns:
+            The payment as first reported; None when none was, and *first* is None.
+        """
         with self._lock:
             if first is None:
                 return self._payments.get(payment_id)
             return self._payments.setdefault(payment_id, first)
 
     def reported(self, subscription: str) -> Decimal:
-        """The MRR reported so far for *subscription* (``"stripe:sub_..."``)."""
+        """Return the MRR reported so far for a subscription.
+
+        Args:
+            subscription: the subscription, prefixed by its processor:
+                ``"stripe:sub_..."``, ``"paddle:sub_..."``.
+
+        Returns:
+            The MRR reported; 0 for a subscription the ledger does not know.
+        """
         with self._lock:
             return self._states.get(subscription, State()).reported

@@ -52,8 +52,14 @@ class SQLiteLedger:
     """A ledger in an SQLite file: for webhook routes, across workers and restarts.
 
     Use one file per Pulsora project (not the outbox's file, though nothing
-    breaks if it is). ``await ledger.aclose()`` closes it; so does
-    ``async with``.
+    breaks if it is). The file is opened (and created) on first use, in WAL mode;
+    every call runs in a worker thread, so that the event loop never waits on the
+    disk, and each observation is one transaction, so that when two deliveries for
+    one subscription race (two workers, two processes), one of them reports the
+    change. ``await ledger.aclose()`` closes it; so does ``async with``.
+
+    Args:
+        path: the SQLite file.
     """
 
     def __init__(self, path: str | PathLike[str]) -> None:
@@ -86,6 +92,16 @@ class SQLiteLedger:
         return self._db
 
     async def observe(self, seen: Observation) -> Movement:
+        """Apply what one webhook event says about a subscription, once.
+
+        Args:
+            seen: what the event says about the subscription.
+
+        Returns:
+            The MRR reported before and after the event: the first answer again, for an
+            event seen before.
+        """
+
         def work() -> Movement:
             with self._lock:
                 return _observe(self._connect(), seen)
@@ -93,6 +109,16 @@ class SQLiteLedger:
         return await anyio.to_thread.run_sync(work, limiter=self._limiter)
 
     async def payment(self, payment_id: str, first: Payment | None) -> Payment | None:
+        """Look up a payment as first reported, keeping *first* if there is none yet.
+
+        Args:
+            payment_id: the payment's id.
+            first: the payment as this event describes it; None only to look it up.
+
+        Returns:
+            The payment as first reported; None when none was, and *first* is None.
+        """
+
         def work() -> Payment | None:
             with self._lock:
                 db = self._connect()
@@ -109,7 +135,15 @@ class SQLiteLedger:
         return await anyio.to_thread.run_sync(work, limiter=self._limiter)
 
     async def reported(self, subscription: str) -> Decimal:
-        """The MRR reported so far for *subscription* (``"stripe:sub_..."``)."""
+        """Return the MRR reported so far for a subscription.
+
+        Args:
+            subscription: the subscription, prefixed by its processor:
+                ``"stripe:sub_..."``, ``"paddle:sub_..."``.
+
+        Returns:
+            The MRR reported; 0 for a subscription the ledger does not know.
+        """
 
         def work() -> Decimal:
             with self._lock:

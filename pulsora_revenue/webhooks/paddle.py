@@ -130,19 +130,50 @@ def verify(
     tolerance: float | None = 5,
     now: float | None = None,
 ) -> Any:
-    """Check a ``Paddle-Signature`` header against the raw body; return the event.
+    """Check a ``Paddle-Signature`` header against the raw body, and decode the event.
 
-    *secret* is the notification destination's secret key (``pdl_ntfset_...``),
-    or several while one is rotated. The window is Paddle's own, 5 seconds;
-    ``tolerance=None`` switches the time check off. Raises a
-    ``WebhookVerificationError`` subclass when the header is missing,
-    malformed, outside *tolerance* seconds of *now*, or matches no secret.
+    The signature is checked before the time, so that a forged request is reported as
+    forged, not as late. Every verification failure is a ``WebhookVerificationError``:
+    answer it with a 400.
+
+    Args:
+        payload: the raw request body, as received (not re-encoded JSON).
+        header: the ``Paddle-Signature`` header's value; None when it is absent.
+        secret: the notification destination's secret key (``pdl_ntfset_...``), or
+            several while one is rotated: any one may match.
+        tolerance: how many seconds the signature's time may be from *now*, in the past
+            or the future; 5 by default, Paddle's own window. None checks no time.
+        now: the current Unix time; None (the default) for the system clock.
+
+    Returns:
+        The decoded JSON body: the event, for ``to_revenue_events``.
+
+    Raises:
+        MissingSignatureError: when the header is missing or empty.
+        MalformedSignatureError: when the header is not in Paddle's format.
+        SignatureMismatchError: when no signature in the header matches the body and
+            a secret.
+        StaleTimestampError: when the signature was made more than *tolerance* seconds
+            before or after *now*.
+        WebhookPayloadError: when the verified body is not JSON.
+        TypeError: when an argument is of the wrong type (a ``dict`` for *payload*).
+        ValueError: when an argument's value is impossible (an empty secret, a negative
+            tolerance).
     """
     return _signing.verify(_SCHEME, payload, header, secret, tolerance=tolerance, now=now)
 
 
 def sign(payload: bytes | str, secret: str, *, timestamp: int) -> str:
-    """A valid ``Paddle-Signature`` value for *payload*, for tests."""
+    """Sign a payload as Paddle does, for tests.
+
+    Args:
+        payload: the request body to sign.
+        secret: the notification destination's secret key.
+        timestamp: the signature's Unix time.
+
+    Returns:
+        A valid ``Paddle-Signature`` header value.
+    """
     return _signing.sign(_SCHEME, payload, secret, timestamp=timestamp)
 
 
@@ -154,10 +185,34 @@ async def to_revenue_events(
     include_tax: bool = False,
     keys: tuple[str, str] = DEFAULT_KEYS,
 ) -> list[RevenueEvent]:
-    """The revenue events that a verified Paddle Billing *event* stands for (often none).
+    """Map a verified Paddle Billing event to the revenue events it stands for (often none).
 
-    Pass the same *ledger* for every event, so that the MRR telescopes (see
-    the module's documentation); *include_tax* counts tax in ``amount``.
+    The events to subscribe to, and what each maps to, are in this module's
+    documentation; every other event maps to an empty list.
+
+    Args:
+        event: the event, as ``verify`` returns it.
+        resolver: an async ``resolver(customer_id)`` that returns
+            ``(visitor_fingerprint, session_id)`` or None, asked when ``custom_data``
+            has no attribution (adjustments never have it).
+        ledger: a ``MemoryLedger`` or ``SQLiteLedger``: pass the same one for every
+            event, so that the MRR telescopes; without one, each event says only what it
+            can alone.
+        include_tax: count tax in ``amount`` (of payments, refunds and chargebacks); by
+            default amounts are revenue, without tax.
+        keys: the ``custom_data`` keys of the visitor fingerprint and the session id;
+            by default ``("visitor_fingerprint", "session_id")``.
+
+    Returns:
+        The revenue events, ready for ``Revenue.track``.
+
+    Raises:
+        WebhookPayloadError: when the payload has an unexpected shape (a missing field,
+            a null where a number belongs, an unknown currency); ``field`` names the path.
+        MissingAttributionError: when an event to track has no visitor fingerprint and
+            session id, in ``custom_data`` or from the resolver.
+        TypeError: when the resolver returns anything but a pair of strings or None.
+        ValueError: when the resolver returns blank ids.
     """
     context = _Context(Node(event), resolver, ledger, include_tax, keys)
     if context.kind == "transaction.completed":

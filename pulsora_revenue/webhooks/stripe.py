@@ -60,19 +60,51 @@ def verify(
     tolerance: float | None = 300,
     now: float | None = None,
 ) -> Any:
-    """Check a ``Stripe-Signature`` header against the raw body; return the event.
+    """Check a ``Stripe-Signature`` header against the raw body, and decode the event.
 
-    *secret* is the endpoint's ``whsec_...`` secret (or several, while one is
-    rolled). Raises a ``WebhookVerificationError`` subclass when the header is
-    missing, malformed, too old or too new (beyond *tolerance* seconds of
-    *now*; ``tolerance=None`` checks no time, as stripe-python), or matches no
-    secret.
+    The signature is checked before the time, so that a forged request is reported as
+    forged, not as late. Every verification failure is a ``WebhookVerificationError``:
+    answer it with a 400.
+
+    Args:
+        payload: the raw request body, as received (not re-encoded JSON).
+        header: the ``Stripe-Signature`` header's value; None when it is absent.
+        secret: the endpoint's ``whsec_...`` secret, or several while one is rolled: any
+            one may match.
+        tolerance: how many seconds the signature's time may be from *now*, in the past
+            or the future; 300 by default, as Stripe's. None checks no time, as
+            stripe-python.
+        now: the current Unix time; None (the default) for the system clock.
+
+    Returns:
+        The decoded JSON body: the event, for ``to_revenue_events``.
+
+    Raises:
+        MissingSignatureError: when the header is missing or empty.
+        MalformedSignatureError: when the header is not in Stripe's format.
+        SignatureMismatchError: when no signature in the header matches the body and
+            a secret.
+        StaleTimestampError: when the signature was made more than *tolerance* seconds
+            before or after *now*.
+        WebhookPayloadError: when the verified body is not JSON.
+        TypeError: when an argument is of the wrong type (a ``dict`` for *payload*).
+        ValueError: when an argument's value is impossible (an empty secret, a negative
+            tolerance).
     """
     return _signing.verify(_SCHEME, payload, header, secret, tolerance=tolerance, now=now)
 
 
 def sign(payload: bytes | str, secret: str, *, timestamp: int) -> str:
-    """A valid ``Stripe-Signature`` value for *payload*, for tests."""
+    """Sign a payload as Stripe does, for tests.
+
+    Args:
+        payload: the request body to sign.
+        secret: the endpoint secret (``whsec_...``).
+        timestamp: the signature's Unix time.
+
+    Returns:
+        A valid ``Stripe-Signature`` header value.
+    """
     return _signing.sign(_SCHEME, payload, secret, timestamp=timestamp)
 
 
@@ -84,12 +116,34 @@ async def to_revenue_events(
     include_tax: bool = False,
     keys: tuple[str, str] = DEFAULT_KEYS,
 ) -> list[RevenueEvent]:
-    """The revenue events that a verified Stripe *event* stands for (often none).
+    """Map a verified Stripe event to the revenue events it stands for (often none).
 
-    *ledger* (``MemoryLedger``, ``SQLiteLedger``) remembers each subscription's
-    MRR, so that the ``mrr_impact`` of its events adds up to it; without one,
-    each event says only what it can alone. *include_tax* counts tax in
-    ``amount`` (gross volume); by default amounts are revenue, without it.
+    The events to subscribe to, and what each maps to, are in this module's
+    documentation; every other event maps to an empty list.
+
+    Args:
+        event: the event, as ``verify`` returns it.
+        resolver: an async ``resolver(customer_id)`` that returns
+            ``(visitor_fingerprint, session_id)`` or None, asked when the payload's
+            metadata has no attribution (renewals, refunds, dashboard events).
+        ledger: a ``MemoryLedger`` or ``SQLiteLedger`` that remembers each
+            subscription's MRR, so that the ``mrr_impact`` of its events adds up to it;
+            without one, each event says only what it can alone.
+        include_tax: count tax in ``amount`` (gross volume); by default amounts are
+            revenue, without tax.
+        keys: the metadata keys of the visitor fingerprint and the session id;
+            by default ``("visitor_fingerprint", "session_id")``.
+
+    Returns:
+        The revenue events, ready for ``Revenue.track``.
+
+    Raises:
+        WebhookPayloadError: when the payload has an unexpected shape (a missing field,
+            a null where a number belongs, an unknown currency); ``field`` names the path.
+        MissingAttributionError: when an event to track has no visitor fingerprint and
+            session id, in its metadata or from the resolver.
+        TypeError: when the resolver returns anything but a pair of strings or None.
+        ValueError: when the resolver returns blank ids.
     """
     envelope = Node(event)
     kind = envelope.text("type")
