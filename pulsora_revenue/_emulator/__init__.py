@@ -9,7 +9,8 @@
   and ``/api/faults`` for tests; ``pulsora-revenue dev`` serves it, and so does
   ``pulsora_revenue.testing.serve_emulator`` (the ``server`` extra).
 - ``_database``: the app's SQLite database of events and refused requests (not
-  the outbox); ``_page``: the app's HTML page.
+  the outbox); ``_page``: the app's HTML page; ``_charts``: its SVG charts, drawn
+  by the server; ``_format``: amounts and moments as the page writes them.
 
 Nothing here is public: users reach it through ``pulsora_revenue.testing``.
 Importing this package imports none of its modules.

@@ -21,7 +21,7 @@ import anyio
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -123,7 +123,12 @@ def create_app(
 
     async def page(request: Request) -> Response:
         endpoint = str(request.url_for("ingest"))
-        return HTMLResponse(_page.render(database.summary(), endpoint=endpoint))
+        asked = request.query_params.get("refresh")
+        try:
+            refresh = None if asked is None else _page.refresh_seconds(asked)
+        except ValueError as exc:
+            return PlainTextResponse(str(exc), 400)
+        return HTMLResponse(_page.render(database.summary(), endpoint=endpoint, refresh=refresh))
 
     async def events(request: Request) -> Response:
         if request.method == "DELETE":

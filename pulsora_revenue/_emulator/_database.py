@@ -4,7 +4,10 @@ It serves the emulator's app (``pulsora-revenue dev``, ``serve_emulator``) and
 its page; it is not the outbox. The app is a single process on loopback, so the
 database is used from the server's event-loop thread only; each statement is a
 short local write. Totals are summed in Python with ``Decimal`` (SQLite would
-sum as floats).
+sum as floats), with room for every digit.
+
+An event's day, for the page's charts, is the UTC date of its ``occurred_at``
+(which travels in ``metadata``) where it has one, else of when it was received.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import closing
-from decimal import Decimal
+from datetime import date
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +47,22 @@ CREATE TABLE IF NOT EXISTS rejected (
     received_at REAL NOT NULL,
     status INTEGER NOT NULL,
     message TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    problems TEXT
 );
 """
+
+#: Each event's currency, type, amounts, and day (see the module's docstring).
+_ROWS = """
+SELECT currency, event_type, amount, mrr_impact, COALESCE(
+    substr(json_extract(data, '$.metadata.occurred_at'), 1, 10),
+    date(received_at, 'unixepoch')
+) FROM events
+"""
+
+#: Enough digits for any sum of amounts (each at most 30 before and after the
+#: point): a sum is exact, never rounded to the default context's 28 digits.
+_SUM_PRECISION = 100
 
 _MRR_MOVEMENT = {
     EventType.SUBSCRIPTION: "new",
@@ -57,18 +74,59 @@ _MRR_MOVEMENT = {
 
 @attrs.define
 class CurrencyTotals:
-    """Money per currency: gross takings, refunds, net, and MRR movement."""
+    """Money per currency: gross takings, refunds, net, MRR movement, and both per day."""
 
     gross: Decimal = Decimal(0)
     refunds: Decimal = Decimal(0)
     mrr: dict[str, Decimal] = attrs.Factory(
         lambda: dict.fromkeys(_MRR_MOVEMENT.values(), Decimal(0))
     )
+    #: Net revenue (every amount, refunds negative) on each day that has events.
+    revenue_by_day: dict[date, Decimal] = attrs.Factory(dict)
+    #: How much MRR moved on each day on which it moved.
+    mrr_by_day: dict[date, Decimal] = attrs.Factory(dict)
 
     @property
     def net(self) -> Decimal:
         """Gross takings plus the (negative) refunds."""
-        return self.gross + self.refunds
+        with localcontext(prec=_SUM_PRECISION):
+            return self.gross + self.refunds
+
+    @property
+    def mrr_net(self) -> Decimal:
+        """How much MRR moved in all: the MRR now."""
+        with localcontext(prec=_SUM_PRECISION):
+            return sum(self.mrr.values(), Decimal(0))
+
+    @property
+    def has_mrr(self) -> bool:
+        """Whether any MRR moved in this currency."""
+        return any(self.mrr.values())
+
+    def add(self, kind: str, amount: Decimal, mrr: Decimal | None, day: date) -> None:
+        """Count one event of type *kind* (may be "") received, or occurred, on *day*."""
+        if kind == EventType.REFUND:
+            self.refunds += amount
+        else:
+            self.gross += amount
+        self.revenue_by_day[day] = self.revenue_by_day.get(day, Decimal(0)) + amount
+        movement = _MRR_MOVEMENT.get(EventType(kind)) if kind else None
+        if movement is not None and mrr is not None:
+            self.mrr[movement] += mrr
+            self.mrr_by_day[day] = self.mrr_by_day.get(day, Decimal(0)) + mrr
+
+    def revenue_per_day(self) -> list[tuple[date, Decimal]]:
+        """Net revenue per day, oldest first, for the days that have events."""
+        return sorted(self.revenue_by_day.items())
+
+    def mrr_over_time(self) -> list[tuple[date, Decimal]]:
+        """MRR at the end of each day on which it moved: the running sum of its movements."""
+        points, total = [], Decimal(0)
+        with localcontext(prec=_SUM_PRECISION):
+            for day, moved in sorted(self.mrr_by_day.items()):
+                total += moved
+                points.append((day, total))
+        return points
 
 
 @attrs.frozen
@@ -92,6 +150,13 @@ class SQLiteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_problems_column()
+
+    def _add_problems_column(self) -> None:
+        """Give a database made before refusals kept their problems the column for them."""
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(rejected)")}
+        if "problems" not in columns:
+            self._db.execute("ALTER TABLE rejected ADD COLUMN problems TEXT")
 
     def close(self) -> None:
         """Close the file; the database is unusable afterwards."""
@@ -115,10 +180,16 @@ class SQLiteStore:
         return cursor.rowcount == 1
 
     def reject(self, answer: Answer, body: str) -> None:
-        """Keep a refused request with the answer it got; *body* is as it may be shown."""
+        """Keep a refused request with the answer it got; *body* is as it may be shown.
+
+        A validation failure's problems (the answer's ``errors``) are kept, every one.
+        """
+        errors = answer.body.get("errors")
+        problems = _json.dumps(errors).decode() if errors else None
         self._db.execute(
-            "INSERT INTO rejected (received_at, status, message, body) VALUES (?, ?, ?, ?)",
-            (time.time(), answer.status, answer.message, body),
+            "INSERT INTO rejected (received_at, status, message, body, problems)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (time.time(), answer.status, answer.message, body, problems),
         )
 
     def clear(self) -> None:
@@ -143,12 +214,20 @@ class SQLiteStore:
         ]
 
     def rejections(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Return the latest rejected requests, newest first."""
+        """Return the latest rejected requests, newest first.
+
+        Each has its ``problems``: a list of ``{"field": ..., "message": ...}``, empty
+        when the refusal was no validation failure (its ``message`` says why).
+        """
         rows = self._db.execute(
-            "SELECT received_at, status, message, body FROM rejected ORDER BY id DESC LIMIT ?",
+            "SELECT received_at, status, message, body, problems FROM rejected"
+            " ORDER BY id DESC LIMIT ?",
             (limit,),
         )
-        return [dict(row) for row in rows]
+        return [
+            {**row, "problems": _json.loads(row["problems"]) if row["problems"] else []}
+            for row in map(dict, rows)
+        ]
 
     def count(self) -> int:
         """Return how many events are stored."""
@@ -159,16 +238,11 @@ class SQLiteStore:
         """Totals per currency, counts per event type, and the latest rows."""
         totals: defaultdict[str, CurrencyTotals] = defaultdict(CurrencyTotals)
         counts: Counter[str] = Counter()
-        for currency, kind, amount, mrr in self._rows():
-            counts[kind or "(none)"] += 1
-            bucket = totals[currency]
-            if kind == EventType.REFUND:
-                bucket.refunds += Decimal(amount)
-            else:
-                bucket.gross += Decimal(amount)
-            movement = _MRR_MOVEMENT.get(EventType(kind)) if kind else None
-            if movement is not None and mrr is not None:
-                bucket.mrr[movement] += Decimal(mrr)
+        with localcontext(prec=_SUM_PRECISION):
+            for currency, kind, amount, mrr, day in self._rows():
+                counts[kind or "(none)"] += 1
+                moved = None if mrr is None else Decimal(mrr)
+                totals[currency].add(kind, Decimal(amount), moved, date.fromisoformat(day))
         return Summary(
             totals=dict(sorted(totals.items())),
             counts=dict(counts.most_common()),
@@ -176,7 +250,7 @@ class SQLiteStore:
             rejected=self.rejections(latest),
         )
 
-    def _rows(self) -> Iterator[tuple[str, str, str, str | None]]:
+    def _rows(self) -> Iterator[tuple[str, str, str, str | None, str]]:
         with closing(self._db.cursor()) as cursor:
-            cursor.execute("SELECT currency, event_type, amount, mrr_impact FROM events")
+            cursor.execute(_ROWS)
             yield from cursor
