@@ -3,7 +3,8 @@
 Rows already in the checkpoint are skipped; every accepted event is added to
 it as its answer arrives; invalid and failed rows go to a failures file in JSON
 Lines, each with its ``_line`` and ``_error``, which ``backfill`` takes as
-input again once the data is fixed.
+input again once the data is fixed: that run rewrites the failures file with the
+rows that still fail.
 """
 
 from __future__ import annotations
@@ -22,10 +23,25 @@ from .. import _json
 from .._client import Revenue
 from .._results import Counts, Outcome, OutcomeStatus, Progress
 from ._checkpoint import Checkpoint, normalise_key
-from ._rows import Row
+from ._rows import Row, explained
 
 _DONE = (OutcomeStatus.SENT, OutcomeStatus.DUPLICATE)
 _BAD = (OutcomeStatus.INVALID, OutcomeStatus.FAILED)
+
+#: How a failures file's name ends: ``payments.jsonl.failures.jsonl``.
+FAILURES_SUFFIX = ".failures.jsonl"
+
+
+def default_paths(file: str) -> tuple[Path, Path]:
+    """The checkpoint and failures files of a backfill of *file* (``-``: standard input).
+
+    ``FILE.checkpoint.sqlite`` and ``FILE.failures.jsonl``, in the current folder
+    for ``-``. A failures file is its own failures file, rewritten with the rows
+    that still fail: never ``FILE.failures.jsonl.failures.jsonl``.
+    """
+    stem = "pulsora-backfill" if file == "-" else file
+    failures = file if file.endswith(FAILURES_SUFFIX) else f"{stem}{FAILURES_SUFFIX}"
+    return Path(f"{stem}.checkpoint.sqlite"), Path(failures)
 
 
 @attrs.define
@@ -35,13 +51,15 @@ class Tally:
     ``backfill`` is its one writer. ``counts`` holds the outcomes of
     ``track_many`` as they come; ``resumed`` counts the rows the checkpoint had
     from an earlier run, and ``unreadable`` the rows that never reached
-    ``track_many`` (they count as invalid). ``elapsed`` and ``stopped`` are set
-    when the run ends.
+    ``track_many`` (they count as invalid); ``retried`` the events accepted
+    after more than one request (a 429, a 503). ``elapsed`` and ``stopped`` are
+    set when the run ends.
     """
 
     counts: Counts = attrs.Factory(lambda: Counts(keep_failures=False))  # to the file, not memory
     resumed: int = 0
     unreadable: int = 0
+    retried: int = 0
     elapsed: float = 0.0
     stopped: bool = False
 
@@ -143,7 +161,7 @@ async def backfill(
     on_progress: Callable[[Progress], object] | None = None,
 ) -> Tally:
     """Send every row not yet in *checkpoint*; fill in *tally* as it goes."""
-    lines: dict[int, int] = {}  # index in the run -> line in the file, while in flight
+    in_flight: dict[int, Row] = {}  # index in the run -> its row, while in flight
     indexes = itertools.count()
 
     def feed() -> Iterator[dict[str, Any]]:
@@ -158,16 +176,18 @@ async def backfill(
             if key is not None and checkpoint.done_earlier(key):
                 tally.resumed += 1
                 continue
-            lines[next(indexes)] = row.line
+            in_flight[next(indexes)] = row
             yield row.fields
 
     def on_result(outcome: Outcome) -> None:
-        line = lines.pop(outcome.index)
+        row = in_flight.pop(outcome.index)
         tally.counts.count(outcome)
         if outcome.status in _DONE and outcome.event is not None:
             checkpoint.add(outcome.event.dedup_key)
+            if outcome.result is not None and outcome.result.attempts > 1:
+                tally.retried += 1
         elif outcome.status in _BAD:
-            write_failure(failures, line, outcome.input, str(outcome.error))
+            write_failure(failures, row.line, outcome.input, explained(row, outcome.error))
 
     report = await revenue.track_many(
         feed(),

@@ -6,81 +6,142 @@
 from __future__ import annotations
 
 import argparse
-import json
-import random
 import sys
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
-from decimal import Decimal
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import anyio
-import httpx
 from rich.console import Console
 
 from .._client import Revenue
 from .._config import Token, hide, resolve_endpoint, resolve_token
 from .._convert import to_event
 from .._errors import ConfigurationError, OutboxError, PulsoraError, ValidationError
-from ._rows import count_rows, guess_format, opened, read
+from ._redaction import scrub
+from ._rows import Columns, Row, count_rows, explain, guess_format, opened, read
+from ._words import counted
+
+if TYPE_CHECKING:
+    from ._backfill import Tally
+    from ._checkpoint import Checkpoint
 
 
-def run_backfill(args: argparse.Namespace, console: Console) -> int:
+def run_backfill(args: argparse.Namespace, console: Console, tally: Tally | None = None) -> int:
     """``pulsora-revenue backfill FILE``: exit 0 only if nothing failed or was invalid.
 
-    Every option is checked, and the input opened, before any file is written:
-    a refused run changes neither the checkpoint nor the failures file.
+    Every option is checked, and the input opened (a CSV's header read), before any
+    file is written: a refused run changes neither the checkpoint nor the failures
+    file. *tally*, if given, is filled in as the run goes.
     """
-    from ._backfill import Tally, backfill, replacing
+    from ._backfill import Tally, replacing
     from ._checkpoint import Checkpoint
-    from ._console import Display, report_table
 
     token = _token(args)
     revenue = Revenue(token.reveal(), endpoint=args.endpoint)
     form = guess_format(args.file, args.format)
-    stem = "pulsora-backfill" if args.file == "-" else args.file  # stdin: the current folder
-    checkpoint_path = Path(args.checkpoint or f"{stem}.checkpoint.sqlite")
-    failures_path = Path(args.failures or f"{stem}.failures.jsonl")
-    if args.file != "-" and failures_path.resolve() == Path(args.file).resolve():
-        raise ConfigurationError("--failures must not be the input file")
+    checkpoint_path, failures_path, in_place = _paths(args)
     total = count_rows(args.file, form)
-    rate = args.rate[0] / args.rate[1] if args.rate else None
-    tally = Tally()
-    with (
-        opened(args.file) as handle,
-        replacing(failures_path) as failures,
-        closing(Checkpoint(checkpoint_path, endpoint=revenue.endpoint, token=token)) as checkpoint,
-    ):
-        with Display(console, total=total, tally=tally) as display:
-
-            async def main() -> None:
-                async with revenue:
-                    await backfill(
-                        revenue,
-                        read(handle, form),
-                        checkpoint=checkpoint,
-                        failures=failures,
-                        tally=tally,
-                        concurrency=args.concurrency,
-                        rate_limit=rate,
-                        on_progress=display.update if args.progress else None,
+    tally = Tally() if tally is None else tally
+    with opened(args.file) as handle:
+        rows = read(handle, form, _columns(args), lambda names: _say_ignored(console, names))
+        try:
+            with (
+                replacing(failures_path) as failures,
+                closing(
+                    Checkpoint(checkpoint_path, endpoint=revenue.endpoint, token=token)
+                ) as done,
+            ):
+                try:
+                    _send(args, console, revenue, rows, done, failures, tally, total)
+                except KeyboardInterrupt:
+                    console.print(
+                        f"\nInterrupted: {counted(tally.sent, 'event')} sent in this run, "
+                        f"{len(done)} done in all. Run the same command again to resume "
+                        f"({checkpoint_path}).",
+                        highlight=False,
                     )
+                    if in_place:  # the rows not read yet are in it, and nowhere else
+                        raise
+                    return 130  # what was found so far replaces the failures file
+        except KeyboardInterrupt:  # the failures file is not replaced
+            console.print(f"{failures_path} is as it was.", highlight=False)
+            return 130
+    _summary(console, tally, failures_path)
+    return 0 if tally.ok else 1
 
-            try:
-                anyio.run(main)
-            except KeyboardInterrupt:  # what was found so far still replaces the failures
-                console.print(
-                    f"\nInterrupted: {tally.sent} sent in this run, {len(checkpoint)} done "
-                    f"in all. Run the same command again to resume ({checkpoint_path}).",
-                    highlight=False,
+
+def _paths(args: argparse.Namespace) -> tuple[Path, Path, bool]:
+    """A backfill's checkpoint and failures files; and whether the latter is the input."""
+    from ._backfill import FAILURES_SUFFIX, default_paths
+
+    checkpoint, failures = default_paths(args.file)
+    checkpoint, failures = Path(args.checkpoint or checkpoint), Path(args.failures or failures)
+    in_place = args.file != "-" and failures.resolve() == Path(args.file).resolve()
+    if in_place and not args.file.endswith(FAILURES_SUFFIX):  # a failures file is rewritten
+        raise ConfigurationError("--failures must not be the input file")
+    return checkpoint, failures, in_place
+
+
+def _send(
+    args: argparse.Namespace,
+    console: Console,
+    revenue: Revenue,
+    rows: Iterator[Row],
+    checkpoint: Checkpoint,
+    failures: IO[str],
+    tally: Tally,
+    total: int | None,
+) -> None:
+    """Backfill *rows* with a progress display."""
+    from ._backfill import backfill
+    from ._console import Display
+
+    rate = args.rate[0] / args.rate[1] if args.rate else None
+    with Display(console, total=total, tally=tally) as display:
+
+        async def main() -> None:
+            async with revenue:
+                await backfill(
+                    revenue,
+                    rows,
+                    checkpoint=checkpoint,
+                    failures=failures,
+                    tally=tally,
+                    concurrency=args.concurrency,
+                    rate_limit=rate,
+                    on_progress=display.update if args.progress else None,
                 )
-                return 130
-        console.print(report_table(tally))
+
+        anyio.run(main)
+
+
+def _summary(console: Console, tally: Tally, failures: Path) -> None:
+    from ._console import report_table
+
+    console.print(report_table(tally), soft_wrap=False)  # a table: its title centred
     bad = tally.invalid + tally.failed
     if bad:
-        console.print(f"{bad} rows went to {failures_path}; fix them and backfill that file.")
-    return 0 if tally.ok else 1
+        them = "it" if bad == 1 else "them"
+        console.print(
+            f"{counted(bad, 'row')} went to {failures}; fix {them} and backfill that file.",
+            highlight=False,
+        )
+
+
+def _columns(args: argparse.Namespace) -> Columns:
+    return Columns(metadata=args.metadata_columns, strict=args.strict_columns)
+
+
+def _say_ignored(console: Console, names: list[str]) -> None:
+    """Name, once, the CSV columns not sent (an email column is personal data)."""
+    console.print(
+        f"Ignored {counted(len(names), 'column')}, not sent: {', '.join(names)} "
+        "(--metadata-columns sends chosen ones as metadata; --strict-columns refuses them).",
+        highlight=False,
+        markup=False,
+    )
 
 
 def run_validate(args: argparse.Namespace, console: Console) -> int:
@@ -88,23 +149,24 @@ def run_validate(args: argparse.Namespace, console: Console) -> int:
     form = guess_format(args.file, args.format)
     rows = bad = 0
     with opened(args.file) as handle:
-        for row in read(handle, form):
+        for row in read(handle, form, _columns(args), lambda n: _say_ignored(console, n)):
             rows += 1
-            problems = [row.problem] if row.fields is None else _problems(row.fields)
+            problems = [row.problem] if row.fields is None else _problems(row.fields, row)
             if problems:
                 bad += 1
                 for problem in problems:
                     console.print(f"line {row.line}: {problem}", highlight=False, markup=False)
     verdict = "all valid" if not bad else f"{bad} invalid"
-    console.print(f"{rows} rows checked, {verdict}.", highlight=False)
+    console.print(f"{counted(rows, 'row')} checked, {verdict}.", highlight=False)
     return 1 if bad else 0
 
 
-def _problems(fields: dict[str, object]) -> list[str]:
+def _problems(fields: dict[str, object], row: Row | None = None) -> list[str]:
+    """Every problem of an event's *fields*, said in the terms of the *row* they came from."""
     try:
         to_event(fields, {})
     except ValidationError as exc:
-        return [f"{e.path}: {e.message}" for e in exc.errors]
+        return [f"{e.path}: {explain(row, e) if row else e.message}" for e in exc.errors]
     return []
 
 
@@ -126,92 +188,6 @@ def _read_token(path: str) -> Token:
     if not token.reveal().strip():
         raise ConfigurationError(f"the token file {path} is empty")
     return token
-
-
-def run_demo(args: argparse.Namespace, console: Console) -> int:
-    """``pulsora-revenue demo``: the emulator, a generated backfill, and its summary."""
-    from .._emulator._app import create_app, serve_in_thread
-
-    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="pulsora-demo-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    db, sample = folder / "pulsora-demo.sqlite", folder / "payments.jsonl"
-    checkpoint = folder / "payments.checkpoint.sqlite"
-    for old in (db, checkpoint):  # every demo starts afresh (its emulator, on a new port)
-        for path in (old, old.with_name(f"{old.name}-wal"), old.with_name(f"{old.name}-shm")):
-            path.unlink(missing_ok=True)
-    written = write_sample(sample, args.events, random.Random(args.seed))
-    console.print(f"Generated {written} payments in {sample} (a few invalid, a few repeated).")
-    with serve_in_thread(create_app(db)) as url:
-        console.print(f"Pulsora emulator running at {url}/")
-        httpx.post(f"{url}/api/faults", json=_STORM).raise_for_status()
-        console.print("Scripted: a burst of 429s (Retry-After: 1) and 503s at the start.\n")
-        ns = argparse.Namespace(
-            file=str(sample),
-            format="jsonl",
-            token_file=None,
-            endpoint=f"{url}/api/ingest",
-            checkpoint=str(checkpoint),
-            failures=str(folder / "payments.failures.jsonl"),
-            concurrency=8,
-            rate=None,
-            progress=True,
-            token="sec_demo_0000000000",
-        )
-        code = run_backfill(ns, console)
-        console.print(f"\nThe events, totals and rejections: {url}/")
-        if args.keep:
-            console.print("Serving until Ctrl-C.")
-            _wait_for_ctrl_c()
-    console.print(
-        f"Browse them again with: pulsora-revenue dev --db {db}  (then http://127.0.0.1:8787/)",
-        highlight=False,
-    )
-    return 0 if code in (0, 1) else code  # the invalid rows are there on purpose
-
-
-_STORM = {
-    "faults": [{"status": 429, "retry_after": 1}] * 4 + [{"status": 503}] * 6,
-}
-
-
-def write_sample(path: Path, count: int, rng: random.Random) -> int:
-    """Write *count* plausible payments, about 1% invalid and 1% repeated."""
-    kinds = ["purchase"] * 6 + ["subscription", "renewal", "renewal", "refund"]
-    with path.open("w", encoding="utf-8") as out:
-        for n in range(count):
-            kind = rng.choice(kinds)
-            amount = f"{rng.randint(5, 300)}.{rng.randint(0, 99):02d}"
-            row: dict[str, object] = {
-                "visitor_fingerprint": f"fp_{rng.getrandbits(48):012x}",
-                "session_id": f"sess_{rng.getrandbits(40):010x}",
-                "customer_id": f"cus_{rng.randint(1, count // 3 + 1):06d}",
-                "amount": f"-{amount}" if kind == "refund" else amount,
-                "currency": rng.choice(["usd", "usd", "eur", "gbp", "jpy"]),
-                "transaction_id": f"pi_demo_{n:07d}",
-                "payment_processor": "stripe",
-                "event_type": kind,
-            }
-            if row["currency"] == "jpy":  # no decimals in yen
-                row["amount"] = str((Decimal(str(row["amount"])) * 150).to_integral_value())
-            if kind == "subscription":
-                row["mrr_impact"] = row["amount"]
-            if n % 97 == 13:
-                row["amount"] = "-1" if kind != "refund" else "1"  # invalid: wrong sign
-            if n % 89 == 7 and n > 0:
-                row["transaction_id"] = f"pi_demo_{n - 1:07d}"  # a repeat of the row before
-                row["event_type"] = "purchase"
-            out.write(json.dumps(row) + "\n")
-    return count
-
-
-def _wait_for_ctrl_c() -> None:
-    import time
-
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
 
 
 def run_outbox(args: argparse.Namespace, console: Console) -> int:
@@ -237,8 +213,8 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
                 others = first.pending - len(rows)
                 left_out = f"; {others} queued for other endpoints left out" if others else ""
                 console.print(
-                    f"Exported {len(rows)} pending events for {endpoint} to {args.export}"
-                    f"{left_out}.",
+                    f"Exported {counted(len(rows), 'pending event')} for {endpoint} to "
+                    f"{args.export}{left_out}.",
                     highlight=False,
                     markup=False,
                 )
@@ -254,8 +230,9 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
                 delivered = before - left - buried
                 elsewhere = f"; {others} queued for other endpoints, left alone" if others else ""
                 console.print(
-                    f"Delivered {delivered} events; {buried} refused for good (dead letters); "
-                    f"{left} still waiting{elsewhere}."
+                    f"Delivered {counted(delivered, 'event')}; {buried} refused for good "
+                    f"(dead letters); {left} still waiting{elsewhere}.",
+                    highlight=False,
                 )
             stats = await outbox.stats()
             dead = await outbox.dead_letters()
@@ -267,7 +244,9 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
             else "-"
         )
         console.print(
-            f"{stats.pending} events waiting (oldest queued {oldest}), {stats.dead} dead letters."
+            f"{counted(stats.pending, 'event')} waiting (oldest queued {oldest}), "
+            f"{counted(stats.dead, 'dead letter')}.",
+            highlight=False,
         )
         for endpoint, count in stats.elsewhere.items():
             console.print(f"  {count} of them queued for {endpoint}", highlight=False, markup=False)
@@ -284,17 +263,28 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
     return anyio.run(main)
 
 
+def _run_demo(args: argparse.Namespace, console: Console) -> int:
+    from ._demo import run_demo
+
+    return run_demo(args, console)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "outbox": run_outbox,
     "backfill": run_backfill,
     "validate": run_validate,
-    "demo": run_demo,
+    "demo": _run_demo,
 }
 
 
 def run(name: str, args: argparse.Namespace) -> int:
-    """Run command *name*; a configuration or I/O problem is one line, not a traceback."""
+    """Run command *name*; a configuration or I/O problem is one line, not a traceback.
+
+    Output is wrapped for a terminal only: to a pipe or a file, each message is
+    one line, which a script or a search can take whole.
+    """
     console = Console()
+    console.soft_wrap = not console.is_terminal
     errors = Console(stderr=True, soft_wrap=True, highlight=False)
     try:
         return COMMANDS[name](args, console)
@@ -302,7 +292,7 @@ def run(name: str, args: argparse.Namespace) -> int:
     except (ConfigurationError, OutboxError, OSError) as exc:
         message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
-        errors.print(f"error: {message}{where}", markup=False)
+        errors.print(scrub(f"error: {message}{where}"), markup=False)
         return 2
     except UnicodeDecodeError as exc:
         errors.print(f"error: the input is not UTF-8 text ({exc.reason} at byte {exc.start})")
@@ -311,8 +301,11 @@ def run(name: str, args: argparse.Namespace) -> int:
         errors.print(f"error: not a usable SQLite file: {exc}", markup=False)
         return 2
     except PulsoraError as exc:
-        errors.print(f"error: {exc}", markup=False)
+        errors.print(scrub(f"error: {exc}"), markup=False)
         return 1
+    except KeyboardInterrupt:  # backfill says what it did; the others had nothing to say
+        errors.print("Interrupted.")
+        return 130
 
 
 def _sqlite_errors() -> tuple[type[Exception], ...]:

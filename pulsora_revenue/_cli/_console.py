@@ -20,6 +20,7 @@ from rich.table import Table
 
 from .._results import Progress as Counters
 from ._backfill import Tally
+from ._words import counted
 
 #: Seconds between two plain progress lines, when the output is not a terminal.
 PLAIN_EVERY = 2.0
@@ -95,5 +96,5 @@ def report_table(tally: Tally) -> Table:
         table.add_row(name, str(value), style=style)
     table.add_section()
     table.add_row("elapsed", f"{tally.elapsed:.1f} s")
-    table.add_row("rate", f"{rate:.0f} events/s")
+    table.add_row("rate", f"{counted(round(rate), 'event')}/s")
     return table
