@@ -35,6 +35,7 @@ from ._errors import (
 )
 from ._event import RevenueEvent
 from ._fields import EventType
+from ._hooks import Attempt, Delivery, DeliveryOutcome, Hooks, OutboxChange, OutboxChangeKind
 from ._money import currency_exponent, from_minor_units, to_minor_units
 from ._results import (
     BatchFailure,
@@ -53,6 +54,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "Attempt",
     "AuthenticationError",
     "Backend",
     "BadRequestError",
@@ -61,10 +63,15 @@ __all__ = [
     "ClientClosedError",
     "ConfigurationError",
     "DeadLetter",
+    "Delivery",
+    "DeliveryOutcome",
     "DuplicateTransactionError",
     "EndpointError",
     "EventType",
     "FieldError",
+    "Hooks",
+    "OutboxChange",
+    "OutboxChangeKind",
     "OutboxError",
     "Outcome",
     "OutcomeStatus",

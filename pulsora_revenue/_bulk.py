@@ -234,7 +234,8 @@ class Batch:
         # after each callback, which may have cancelled the caller (a full check
         # for every event is dear on the speed path: benchmarks/README.md).
         await anyio.lowlevel.checkpoint_if_cancelled()
-        ready = self._ready
+        ready, hooks = self._ready, self.channel.hooks
+        begun = 0.0  # when the event's delivery began: only with hooks
         while not (self.stop_error or self.crash or self.timed_out):  # else do not wait
             if not ready:
                 await self._prepare(items)
@@ -253,14 +254,20 @@ class Batch:
                 return
             outcome: Outcome | None = None
             self.in_flight += 1
+            if hooks is not None:
+                begun = _clock.now()  # with the waits test mode skips, as Delivered's
             try:
                 delivered = await channel.send(
                     sender, event, body, key=key, pacing=self.pacing, clock=self._now
                 )
             except (APIError, APIConnectionError) as exc:
                 outcome = self._failed(index, item, event, exc)
+                if hooks is not None:
+                    hooks.failed(event, exc, _clock.now() - begun)
             else:
                 self._first.delivered()
+                if hooks is not None:
+                    hooks.delivered(event, delivered)
                 if self.on_result is not None:
                     result = delivered.result(event)
                     outcome = Outcome(index, event, item, OutcomeStatus.SENT, result=result)
@@ -332,6 +339,8 @@ class Batch:
                     attempts=0,
                 )
                 job = Outcome(index, event, item, OutcomeStatus.FAILED, error)
+                if self.channel.hooks is not None:
+                    self.channel.hooks.failed(event, error, 0.0)
             self._record(job)
 
     def _record(self, outcome: Outcome) -> None:

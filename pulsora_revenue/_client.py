@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from os import PathLike
@@ -14,24 +21,29 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 import httpx
 
+from . import _clock
 from ._clock import loop_clock, running_loop
 from ._config import hide, resolve_endpoint, resolve_token
 from ._convert import encode, to_event
 from ._delivery import Channel
-from ._errors import APIConnectionError, APIError, ClientClosedError, ConfigurationError
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    ClientClosedError,
+    ConfigurationError,
+    OutboxError,
+)
 from ._event import RevenueEvent
+from ._hooks import Hooks, hook_set
+from ._logging import apply_env
 from ._results import BatchReport, DeadLetter, Outcome, Progress, TrackResult
-from ._retry import RETRYABLE_STATUSES, RetryPolicy, to_seconds
+from ._retry import RetryPolicy, may_pass_later, to_seconds
 from ._transports import Backend, Sender, open_sender, resolve_backend
 
 if TYPE_CHECKING:
     from ._outbox import OutboxService
 
 logger = logging.getLogger("pulsora_revenue")
-
-#: Final statuses of ``track`` that the outbox keeps for later, instead of raising
-#: (with every failure to get an answer at all).
-QUEUEABLE_STATUSES = RETRYABLE_STATUSES | {501, 505}
 
 #: Connections kept by the client we create; track_many with a higher
 #: concurrency uses a pool of its own, sized to match.
@@ -57,7 +69,8 @@ class Revenue:
         http_client: an ``httpx.AsyncClient`` of yours to send with: used, never closed here.
         transport: an httpx transport (``httpx.MockTransport``, ``FakePulsora.transport``)
             for the client made here. Pass it or *http_client*, not both.
-        debug: log every attempt at DEBUG on the ``pulsora_revenue`` logger.
+        debug: log every attempt at DEBUG on the ``pulsora_revenue`` logger (as
+            ``PULSORA_LOG=debug`` does, which also logs it to stderr).
         backend: the HTTP library. ``"auto"`` (the default, also settable with
             ``$PULSORA_HTTP_BACKEND``) sends with aiohttp when the ``speed`` extra is
             installed and the loop is asyncio, and with httpx otherwise; ``"httpx"`` or
@@ -65,12 +78,14 @@ class Revenue:
         outbox: the path of an SQLite file that keeps what ``track`` could not deliver yet
             (see ``track``); while the client is entered (``async with``), a background
             task delivers it. None (the default) for no outbox.
+        hooks: ``Hooks`` to call as the client works: after each attempt, with each
+            event's outcome, and as the outbox changes (see ``Hooks``).
 
     Raises:
         ConfigurationError: when the token is missing, blank or not a secret one; the
             endpoint is not a usable URL; *timeout* is not a positive duration; *retry* is
-            not a ``RetryPolicy``; both *http_client* and *transport* are given; or
-            *backend* cannot be honoured.
+            not a ``RetryPolicy``; both *http_client* and *transport* are given;
+            *backend* cannot be honoured; or *hooks* is not a sequence of ``Hooks``.
     """
 
     def __init__(
@@ -85,6 +100,7 @@ class Revenue:
         debug: bool = False,
         backend: Backend | None = None,
         outbox: str | PathLike[str] | None = None,
+        hooks: Sequence[Hooks] = (),
     ) -> None:
         # First of all: a traceback rendered with its locals (Sentry, rich) shows
         # this frame's, and from here on they hold the token only redacted.
@@ -102,6 +118,7 @@ class Revenue:
             raise ConfigurationError("pass http_client or transport, not both")
         configured = http_client is not None or transport is not None
         self._backend = resolve_backend(backend, configured=configured)
+        self._hooks = hook_set(hooks)
         self._retry = retry or RetryPolicy()
         self._client = http_client
         self._transport = transport
@@ -111,7 +128,11 @@ class Revenue:
         self._guard: AsyncGenerator[None, None] | None = None  # closes the sender with its loop
         self._closed = False
         self._channel = Channel(
-            url=self._shown_url, policy=self._retry, scrub=self._scrub, debug=debug
+            url=self._shown_url,
+            policy=self._retry,
+            scrub=self._scrub,
+            debug=apply_env() or debug,  # PULSORA_LOG, read as each client is made
+            hooks=self._hooks,
         )
         self._outbox: OutboxService | None = None
         if outbox is not None:  # sqlite3 is loaded only for a client with an outbox
@@ -232,18 +253,34 @@ class Revenue:
         revenue_event = to_event(event, fields)
         sender = await self._sender()
         body = encode(revenue_event)
-        if self._outbox is None:
+        if self._outbox is None and self._hooks is None:
             return await self._channel.deliver(sender, revenue_event, body, clock=self._clock)
-        started = anyio.current_time()
+        return await self._track(sender, revenue_event, body)
+
+    async def _track(self, sender: Sender, event: RevenueEvent, body: bytes) -> TrackResult:
+        """``track`` with an outbox or hooks: queue what may pass later, report the outcome."""
+        hooks, started = self._hooks, _clock.now()  # with the waits test mode skips
         try:
-            return await self._channel.deliver(sender, revenue_event, body, clock=self._clock)
+            result = await self._channel.deliver(sender, event, body, clock=self._clock)
         except (APIConnectionError, APIError) as exc:
-            if isinstance(exc, APIError) and exc.status_code not in QUEUEABLE_STATUSES:
-                raise  # refused for good: a queue must not fill with what can never pass
-            await self._outbox.put(revenue_event, body, exc)
-            attempts = exc.attempts
-        elapsed = anyio.current_time() - started
-        return TrackResult(revenue_event, None, attempts, elapsed, queued=True)
+            # Refused for good is raised: a queue must not fill with what can never pass.
+            if self._outbox is None or not may_pass_later(exc):
+                if hooks is not None:
+                    hooks.failed(event, exc, _clock.now() - started)
+                raise
+            try:
+                await self._outbox.put(event, body, exc)
+            except OutboxError as lost:  # neither delivered nor kept
+                if hooks is not None:
+                    hooks.failed(event, lost, _clock.now() - started)
+                raise
+            result = TrackResult(event, None, exc.attempts, _clock.now() - started, queued=True)
+            if hooks is not None:
+                hooks.queued(event, exc, result.elapsed)
+            return result
+        if hooks is not None:
+            hooks.tracked(result)
+        return result
 
     async def flush(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 (the API)
         """Deliver the events in the outbox now, for at most *timeout* seconds.

@@ -3,7 +3,8 @@
 The loop only carries out what ``_retry.decide`` says. In bulk mode it also
 waits for the shared ``Pacing``; a 429 there closes the gate for every sender
 and does not use up the event's attempts, but the wait counts against its
-deadline, like every other.
+deadline, like every other. Each attempt is reported to the client's hooks, if
+it has any: without, that costs one ``is not None`` test an attempt.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import attrs
 from . import _clock
 from ._errors import ClientClosedError
 from ._event import RevenueEvent, idempotency_key
+from ._hooks import HookSet
+from ._logging import log_fields
 from ._results import Delivered, TrackResult
 from ._retry import RetryPolicy, Verdict, decide
 from ._transports import Reply, Sender
@@ -82,7 +85,8 @@ class Channel:
     *url* is the endpoint as shown in messages, *scrub* removes the token from
     text the server sent back, and *debug* logs every attempt. *pauses* are the
     waits between attempts, shared by every copy of a client's channel
-    (``attrs.evolve`` keeps it), which the client ends when it closes.
+    (``attrs.evolve`` keeps it), which the client ends when it closes. *hooks*
+    are the client's, None without any.
     """
 
     url: str
@@ -90,6 +94,7 @@ class Channel:
     scrub: Callable[[str], str] = attrs.field(repr=False)
     debug: bool = False
     pauses: Pauses = attrs.field(factory=Pauses, repr=False, eq=False)
+    hooks: HookSet | None = attrs.field(default=None, repr=False, eq=False)
 
     async def deliver(
         self,
@@ -127,11 +132,12 @@ class Channel:
         ``track_many`` builds the ``TrackResult`` only when someone will see it,
         and passes the loop's *clock*, looked up once a run.
         """
-        policy, pauses = self.policy, self.pauses
+        policy, pauses, hooks = self.policy, self.pauses, self.hooks
         key = key or idempotency_key(event)
         watch = _clock.Stopwatch(clock)
         maybe_delivered = False
         requests = tries = paced = 0
+        begun = 0.0  # when the attempt began, by the watch: only with hooks
         while True:
             fresh = not requests  # a first attempt that did not wait has the whole deadline
             # Only where there is a wait: a cancel scope costs microseconds an event.
@@ -150,24 +156,35 @@ class Channel:
                 fresh = False
             budget = policy.deadline if fresh else max(0.0, policy.deadline - watch.elapsed())
             pauses.check()
+            if hooks is not None:
+                begun = watch.elapsed()
             reply = await sender.post(body, key, budget=budget, scrub=self.scrub)
             requests += 1
             elapsed = watch.elapsed()
             if self.debug:
                 self._log(event, reply, requests, elapsed)
             if reply.seen.accepted:  # the common case: nothing to decide
+                if hooks is not None:
+                    hooks.attempt(event, self.url, reply, requests, elapsed - begun, elapsed, None)
                 return Delivered(reply.seen.status_code, requests, elapsed, duplicate=False)
             if pacing is not None and reply.seen.status_code == 429 and paced < MAX_PACED:
                 wait = reply.seen.retry_after
                 if wait is None or wait <= MAX_RETRY_AFTER:
                     paced += 1  # waiting out a 429 is not a failed attempt, within reason
-                    wait = policy.backoff(1) if wait is None else wait
-                    pacing.gate.close_for(max(wait, policy.initial_delay), reply)
+                    wait = max(policy.backoff(1) if wait is None else wait, policy.initial_delay)
+                    pacing.gate.close_for(wait, reply)
+                    if hooks is not None:
+                        hooks.attempt(
+                            event, self.url, reply, requests, elapsed - begun, elapsed, wait
+                        )
                     continue  # the gate turns it away if the wait ends past its deadline
             tries += 1
             decision = decide(
                 policy, reply.seen, attempt=tries, elapsed=elapsed, maybe_delivered=maybe_delivered
             )
+            if hooks is not None:
+                wait = decision.delay if decision.verdict is Verdict.RETRY else None
+                hooks.attempt(event, self.url, reply, requests, elapsed - begun, elapsed, wait)
             if decision.verdict is Verdict.DELIVERED:
                 return Delivered(reply.seen.status_code, requests, elapsed, decision.duplicate)
             if decision.verdict is Verdict.GIVE_UP:
@@ -180,7 +197,8 @@ class Channel:
                 )
             maybe_delivered = maybe_delivered or reply.seen.may_have_landed
             if self.debug:
-                logger.debug("retrying %s in %.3f s", describe(event), decision.delay)
+                extra = log_fields(event, attempt=requests, wait=decision.delay)
+                logger.debug("retrying %s in %.3f s", describe(event), decision.delay, extra=extra)
             with pauses.cut_short():  # then pauses.check() raises ClientClosedError
                 await watch.sleep(decision.delay)
 
@@ -196,6 +214,7 @@ class Channel:
             attempt,
             elapsed,
             describe(event),
+            extra=log_fields(event, attempt=attempt, status_code=status, elapsed=elapsed),
         )
 
 

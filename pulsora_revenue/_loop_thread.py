@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import threading
 from collections.abc import Coroutine
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from ._client import Revenue
 from ._errors import ClientClosedError
@@ -83,21 +84,26 @@ class Running:
         self.loop, self.thread = loop, thread
         self._stopped = asyncio.Event()
         self._calls: set[asyncio.Task[Any]] = set()
-        self._arrived: collections.deque[tuple[_Slot[Any], Coroutine[Any, Any, Any]]] = (
-            collections.deque()
-        )
+        self._arrived: collections.deque[
+            tuple[_Slot[Any], Coroutine[Any, Any, Any], contextvars.Context]
+        ] = collections.deque()
         self._guard = threading.Lock()  # orders arrivals against the end of the loop
         self._wake_pending = False
         self._ended = False
 
     def call(self, call: Coroutine[Any, Any, _T]) -> _T:
-        """Run *call* on the loop from another thread, and wait for its outcome."""
+        """Run *call* on the loop from another thread, and wait for its outcome.
+
+        It runs in a copy of the calling thread's context: the caller's current
+        OpenTelemetry span, say, is its hooks' too.
+        """
         slot: _Slot[_T] = _Slot()
+        context = contextvars.copy_context()
         with self._guard:
             if self._ended:
                 call.close()
                 raise ClientClosedError("the client was closed while this call was made")
-            self._arrived.append((slot, call))
+            self._arrived.append((slot, call, context))
             wake, self._wake_pending = not self._wake_pending, True
             if wake:  # under the guard: the loop is still open
                 self.loop.call_soon_threadsafe(self._start_arrived)
@@ -108,8 +114,8 @@ class Running:
         with self._guard:
             arrived, self._wake_pending = list(self._arrived), False
             self._arrived.clear()
-        for slot, call in arrived:
-            task = self.loop.create_task(self._serve(slot, call))
+        for slot, call, context in arrived:
+            task = self.loop.create_task(self._serve(slot, call), context=context)
             self._calls.add(task)
             task.add_done_callback(self._calls.discard)
 
@@ -157,4 +163,4 @@ class _Slot(Generic[_T]):
         self.done.acquire()
         if self.error is not None:
             raise self.error
-        return self.value  # type: ignore[return-value]
+        return cast(_T, self.value)  # set with the outcome, before done was released

@@ -15,10 +15,14 @@ from email.utils import parsedate_to_datetime
 
 import attrs
 
-from ._errors import ConfigurationError
+from ._errors import APIConnectionError, APIError, ConfigurationError
 
 #: Statuses worth another attempt; every other 4xx is final.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Final statuses that may pass later: what the outbox keeps instead of raising
+#: (with every failure to get an answer at all), and hooks report as failed, not refused.
+QUEUEABLE_STATUSES = RETRYABLE_STATUSES | {501, 505}
 
 #: The most added on top of a server's Retry-After, so that clients that were
 #: told the same wait do not all come back in the same instant.
@@ -189,6 +193,15 @@ def is_retryable(seen: Observation) -> bool:
     if seen.status_code is None:
         return seen.retryable
     return seen.status_code in RETRYABLE_STATUSES
+
+
+def may_pass_later(error: APIConnectionError | APIError) -> bool:
+    """Whether a delivery that ended with *error* may pass later: what an outbox keeps.
+
+    No answer at all, or a final 408, 429 or 500 to 505. Any other answer (a 400,
+    a 401, a proxy's 404, a 2xx that is not Pulsora's) no later attempt can change.
+    """
+    return not isinstance(error, APIError) or error.status_code in QUEUEABLE_STATUSES
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

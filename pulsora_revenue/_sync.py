@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import timedelta
 from os import PathLike
 from types import TracebackType
@@ -28,6 +28,7 @@ from ._client import Revenue
 from ._config import Token, hide
 from ._errors import ClientClosedError
 from ._event import RevenueEvent
+from ._hooks import Hooks
 from ._results import BatchReport, DeadLetter, Outcome, Progress, TrackResult
 from ._retry import RetryPolicy
 from ._transports import Backend
@@ -73,6 +74,8 @@ class SyncRevenue:
             as for ``Revenue``.
         outbox: the path of an SQLite file that keeps what ``track`` could not deliver
             yet, delivered in the background once the client runs; None for no outbox.
+        hooks: ``Hooks`` to call as the client works, as for ``Revenue``; they are called
+            in the client's own thread.
 
     Raises:
         ConfigurationError: when an argument cannot work, as for ``Revenue``; checked
@@ -91,6 +94,7 @@ class SyncRevenue:
         debug: bool = False,
         backend: Backend | None = None,
         outbox: str | PathLike[str] | None = None,
+        hooks: Sequence[Hooks] = (),
     ) -> None:
         token = hide(api_token)  # first of all, as in Revenue: no local holds it as text
         del api_token
@@ -103,6 +107,7 @@ class SyncRevenue:
             "debug": debug,
             "backend": backend,
             "outbox": outbox,
+            "hooks": hooks,
         }
         # Checked now, in the caller's thread: a bad argument raises here.
         self._make = functools.partial(_revenue, token, options)

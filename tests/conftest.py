@@ -68,6 +68,7 @@ def _no_token_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PULSORA_SECRET_TOKEN", raising=False)
     monkeypatch.delenv("PULSORA_ENDPOINT", raising=False)
     monkeypatch.delenv("PULSORA_HTTP_BACKEND", raising=False)
+    monkeypatch.delenv("PULSORA_LOG", raising=False)
 
 
 pytest_plugins = ["pulsora_revenue.testing.pytest_plugin"]

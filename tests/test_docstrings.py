@@ -24,6 +24,7 @@ MODULES = (
     "pulsora_revenue.webhooks.paddle",
     "pulsora_revenue.testing",
     "pulsora_revenue.starlette",
+    "pulsora_revenue.otel",
 )
 
 

@@ -89,6 +89,7 @@ def test_the_webhooks_surface_is_sorted_and_importable() -> None:
 #: The modules whose names users import.
 PUBLIC_MODULES = [
     "pulsora_revenue",
+    "pulsora_revenue.otel",
     "pulsora_revenue.starlette",
     "pulsora_revenue.testing",
     "pulsora_revenue.webhooks",

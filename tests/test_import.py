@@ -13,7 +13,16 @@ import sys
 import pytest
 
 #: The stacks of the extras, and what only some features need.
-OPTIONAL = ("aiohttp", "sqlite3", "starlette", "uvicorn", "rich", "asyncio", "trio")
+OPTIONAL = (
+    "aiohttp",
+    "sqlite3",
+    "starlette",
+    "uvicorn",
+    "rich",
+    "asyncio",
+    "trio",
+    "opentelemetry",
+)
 
 
 def loaded_by(statement: str) -> set[str]:
@@ -37,6 +46,7 @@ def loaded_by(statement: str) -> set[str]:
         "import pulsora_revenue",
         "from pulsora_revenue import Revenue; Revenue('sec_' + 'x' * 32)",
         "from pulsora_revenue import SyncRevenue; SyncRevenue('sec_' + 'x' * 32)",
+        "from pulsora_revenue import Hooks, Revenue; Revenue('sec_' + 'x' * 32, hooks=[Hooks()])",
         "import pulsora_revenue.testing",
         "import pulsora_revenue.webhooks",
     ],
@@ -48,3 +58,7 @@ def test_no_optional_stack_is_loaded_until_used(statement: str) -> None:
 def test_an_outbox_loads_sqlite_when_a_client_is_given_one() -> None:
     statement = "from pulsora_revenue import Revenue; Revenue('sec_' + 'x' * 32, outbox='o.db')"
     assert "sqlite3" in loaded_by(statement)
+
+
+def test_opentelemetry_is_loaded_by_its_subpackage() -> None:
+    assert "opentelemetry" in loaded_by("import pulsora_revenue.otel")

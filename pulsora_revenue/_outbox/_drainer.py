@@ -26,6 +26,8 @@ from .._errors import (
     ValidationError,
 )
 from .._event import RevenueEvent
+from .._hooks import OutboxChangeKind
+from .._logging import log_fields
 from .._retry import RetryPolicy
 from .._transports import Sender
 from ._queue import Outbox, Queued
@@ -132,16 +134,25 @@ class Drainer:
         try:
             event = CONVERTER.structure(_json.loads(row.data), RevenueEvent)
         except (ValidationError, ValueError) as exc:  # a row this version cannot read
-            await self._write(self.outbox.bury(row, f"unreadable: {exc}"), unwritten)
+            if await self._write(self.outbox.bury(row, f"unreadable: {exc}"), unwritten):
+                self._report(OutboxChangeKind.DEAD_LETTERED, None, exc)
             return Settled.DEAD
         try:
             await self.channel.deliver(sender, event, row.body, key=row.idempotency_key)
         except DuplicateTransactionError:
             pass  # recorded already, by an earlier lost answer
         except (*_DOWN, APIError) as exc:
-            return await self._refused(row, exc, unwritten)
-        await self._write(self.outbox.done(row), unwritten)
+            return await self._refused(row, event, exc, unwritten)
+        if await self._write(self.outbox.done(row), unwritten):
+            self._report(OutboxChangeKind.DELIVERED, event)
         return Settled.DELIVERED
+
+    def _report(
+        self, change: OutboxChangeKind, event: RevenueEvent | None, error: Exception | None = None
+    ) -> None:
+        """Tell the client's hooks, if any, of a change."""
+        if self.channel.hooks is not None:
+            self.channel.hooks.outbox(change, event, self.outbox.pending, error)
 
     async def _write(self, write: Awaitable[None], unwritten: list[OutboxError]) -> bool:
         """Write down an outcome in a ``settling`` scope; False if it ran out of time.
@@ -160,7 +171,11 @@ class Drainer:
         return False
 
     async def _refused(
-        self, row: Queued, exc: APIConnectionError | APIError, unwritten: list[OutboxError]
+        self,
+        row: Queued,
+        event: RevenueEvent,
+        exc: APIConnectionError | APIError,
+        unwritten: list[OutboxError],
     ) -> Settled:
         if isinstance(exc, _DOWN) or exc.status_code not in PERMANENT:
             # Pulsora down, or a 408, or a proxy's 404: not the row's fault.
@@ -169,11 +184,17 @@ class Drainer:
                 wait = min(exc.retry_after, MAX_RETRY_AFTER)  # not a proxy's absurd 1e20
                 self.pause = max(self.pause, wait)  # for the whole queue
             await self._write(self.outbox.retry_later(row, self.pause, str(exc)), unwritten)
-            logger.info("outbox: not delivered, next try in %.0f s: %s", self.pause, exc)
+            status = getattr(exc, "status_code", None)
+            extra = log_fields(event, status_code=status, wait=self.pause)
+            logger.info(
+                "outbox: not delivered, next try in %.0f s: %s", self.pause, exc, extra=extra
+            )
             return Settled.DOWN
         if not await self._write(self.outbox.bury(row, str(exc)), unwritten):
             return Settled.DOWN  # writing it down ran out of time: the lease ends the claim
-        logger.warning("outbox: dead letter %s: %s", row.idempotency_key[:12], exc)
+        extra = log_fields(event, status_code=exc.status_code, depth=self.outbox.pending)
+        logger.warning("outbox: dead letter %s: %s", row.idempotency_key[:12], exc, extra=extra)
+        self._report(OutboxChangeKind.DEAD_LETTERED, event, exc)
         return Settled.DEAD
 
     async def _release(self, rows: list[Queued]) -> None:

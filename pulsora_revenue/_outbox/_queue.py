@@ -155,6 +155,11 @@ class Outbox:
     a client of that endpoint: an event queued while trying the local emulator
     never reaches production, nor the other way round. An outbox without *endpoint*
     (the command line's view of a file) counts every row, and delivers none.
+
+    ``pending`` is how many rows wait for its endpoint, without a query: as last
+    counted (``stats``, ``next_due``), with this object's own changes since;
+    None until first counted. Other processes sharing the file change it unseen
+    until the next count.
     """
 
     def __init__(self, path: str | PathLike[str], *, endpoint: str | None = None) -> None:
@@ -166,6 +171,7 @@ class Outbox:
         self._limiter = anyio.CapacityLimiter(1)
         self._db: sqlite3.Connection | None = None
         self._closed = False
+        self.pending: int | None = None
 
     def __repr__(self) -> str:
         return f"<Outbox {str(self.path)!r}>"
@@ -241,6 +247,7 @@ class Outbox:
                 path=exc.path,
                 delivery_error=failure,
             ) from exc.__cause__
+        self._count(1)
 
     async def claim(self, limit: int, *, due_only: bool = True) -> list[Queued]:
         """Take up to *limit* unclaimed rows, oldest first, for a lease.
@@ -270,11 +277,14 @@ class Outbox:
 
     async def done(self, row: Queued) -> None:
         """Delete a delivered row."""
-        await self._run(
-            lambda db: db.execute(
-                "DELETE FROM outbox WHERE id = ? AND claim = ?", (row.id, row.claim)
+        deleted = await self._run(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM outbox WHERE id = ? AND claim = ?", (row.id, row.claim)
+                ).rowcount
             )
         )
+        self._count(-deleted)
 
     async def retry_later(self, row: Queued, delay: float, error: str) -> None:
         """Release *row* to be tried again after *delay* seconds."""
@@ -302,7 +312,7 @@ class Outbox:
     async def bury(self, row: Queued, error: str) -> None:
         """Move *row* to the dead letters: the server refused it for good."""
 
-        def move(db: sqlite3.Connection) -> None:
+        def move(db: sqlite3.Connection) -> int:
             with _transaction(db):
                 db.execute(
                     "INSERT INTO dead_letters (id, idempotency_key, transaction_id, event_type,"
@@ -311,9 +321,11 @@ class Outbox:
                     " body, endpoint FROM outbox WHERE id = ? AND claim = ?",
                     (time.time(), error, row.id, row.claim),
                 )
-                db.execute("DELETE FROM outbox WHERE id = ? AND claim = ?", (row.id, row.claim))
+                return db.execute(
+                    "DELETE FROM outbox WHERE id = ? AND claim = ?", (row.id, row.claim)
+                ).rowcount
 
-        await self._run(move)
+        self._count(-await self._run(move))
 
     async def stats(self) -> Stats:
         """How many of this endpoint's rows wait, since when, how many wait for
@@ -333,19 +345,24 @@ class Outbox:
             )
             return Stats(int(pending), oldest, int(dead), dict(elsewhere))
 
-        return await self._run(read)
+        stats = await self._run(read)
+        if self.endpoint is not None:
+            self.pending = stats.pending
+        return stats
 
     async def next_due(self) -> float | None:
         """When this endpoint's next row may be claimed (Unix time), or None if none waits."""
 
-        def read(db: sqlite3.Connection) -> float | None:
-            (due,) = db.execute(
-                f"SELECT MIN(MAX(next_attempt_at, claimed_until)) FROM outbox WHERE {_MINE}",
+        def read(db: sqlite3.Connection) -> tuple[float | None, int]:
+            due, count = db.execute(
+                "SELECT MIN(MAX(next_attempt_at, claimed_until)), COUNT(*) FROM outbox"
+                f" WHERE {_MINE}",
                 (self.endpoint,),
             ).fetchone()
-            return None if due is None else float(due)
+            return None if due is None else float(due), int(count)
 
-        return await self._run(read)
+        due, self.pending = await self._run(read)  # counted on the way: no query of its own
+        return due
 
     async def export(self, endpoint: str) -> list[str]:
         """The wire data (JSON text, exact) of the rows a client of *endpoint* would
@@ -398,7 +415,14 @@ class Outbox:
                     db.execute(f"DELETE FROM dead_letters WHERE {where}", param)
             return moved
 
-        return await self._run(move)
+        revived = await self._run(move)
+        self._count(revived)
+        return revived
+
+    def _count(self, change: int) -> None:
+        """Add *change* to ``pending``, once it has been counted."""
+        if self.pending is not None:
+            self.pending = max(0, self.pending + change)
 
     async def close(self) -> None:
         def shut() -> None:

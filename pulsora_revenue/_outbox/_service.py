@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -13,8 +14,10 @@ import anyio
 from .. import _json
 from .._convert import CONVERTER
 from .._delivery import Channel
-from .._errors import ValidationError
+from .._errors import OutboxError, ValidationError
 from .._event import RevenueEvent, idempotency_key
+from .._hooks import OutboxChangeKind
+from .._logging import log_fields
 from .._results import DeadLetter
 from .._transports import Sender
 from ._drainer import Drainer, drain_channel
@@ -52,7 +55,7 @@ class OutboxService:
     def __init__(self, path: str | PathLike[str], *, endpoint: str, channel: Channel) -> None:
         self.queue = Outbox(path, endpoint=endpoint)
         self._drainer = Drainer(self.queue, drain_channel(channel))
-        self._pauses = channel.pauses
+        self._pauses, self._hooks = channel.pauses, channel.hooks
         self._draining: anyio.CancelScope | None = None  # the background drainer's
         self._drained: anyio.Event | None = None
 
@@ -93,18 +96,30 @@ class OutboxService:
         await self.queue.put(
             idempotency_key(event), transaction_id, event_type, data, body, failure=failure
         )
-        logger.info("queued %s in the outbox: %s", transaction_id, failure)
+        await self._count_once()
+        status = getattr(failure, "status_code", None)
+        extra = log_fields(event, status_code=status, depth=self.queue.pending)
+        logger.info("queued %s in the outbox: %s", transaction_id, failure, extra=extra)
+        if self._hooks is not None:
+            self._hooks.outbox(OutboxChangeKind.QUEUED, event, self.queue.pending, failure)
         self._drainer.wake()
 
     async def flush(self, sender: Sender, timeout: float | None) -> int:  # noqa: ASYNC109
         """Deliver now, for at most *timeout* seconds; return how many are left."""
         drainer = self._drainer
         with anyio.move_on_after(timeout):
+            await self._count_once()
             while await drainer.drain(sender, due_only=False) or await self.size():
                 with self._pauses.cut_short():  # closing the client ends it, as a back-off
                     await anyio.sleep(max(drainer.pause, FLUSH_POLL))  # paced: Pulsora is down
                 self._pauses.check()
         return await self.size()
+
+    async def _count_once(self) -> None:
+        """Count the rows, once, for the depth changes report; unknown if that fails."""
+        if self.queue.pending is None:
+            with contextlib.suppress(OutboxError):
+                await self.size()
 
     async def size(self) -> int:
         """How many events for this endpoint wait."""

@@ -8,7 +8,13 @@ from decimal import Decimal
 import httpx
 
 from pulsora_revenue import (
+    Attempt,
+    Delivery,
+    DeliveryOutcome,
     EventType,
+    Hooks,
+    OutboxChange,
+    OutboxChangeKind,
     RateLimitError,
     RetryPolicy,
     Revenue,
@@ -68,3 +74,29 @@ async def webhooks(payload: bytes, header: str) -> None:
     )
     event = paddle.verify(payload, header, ["pdl_a", "pdl_b"], tolerance=5.0)
     events = await paddle.to_revenue_events(event, ledger=ledger)
+
+
+class Counting(Hooks):
+    def on_attempt(self, attempt: Attempt) -> None:
+        number: int = attempt.number
+        status: int | None = attempt.status_code
+        error: str | None = attempt.error
+        wait: float | None = attempt.wait
+        seconds: float = attempt.duration + attempt.elapsed
+
+    def on_delivery(self, delivery: Delivery) -> None:
+        outcome: DeliveryOutcome = delivery.outcome
+        failure: Exception | None = delivery.error
+        sent: RevenueEvent = delivery.event
+
+    def on_outbox(self, change: OutboxChange) -> None:
+        kind: OutboxChangeKind = change.change
+        depth: int | None = change.depth
+        queued: RevenueEvent | None = change.event
+
+
+async def observed() -> None:
+    from pulsora_revenue.otel import OpenTelemetryHooks
+
+    async with Revenue(hooks=[Counting(), OpenTelemetryHooks()]) as client:
+        await client.track(event)
