@@ -720,7 +720,7 @@ async def test_a_full_disk_makes_track_raise_an_outbox_error_that_says_the_event
     assert "It was not delivered either: No answer from Pulsora" in str(error)
     assert isinstance(error.delivery_error, APIConnectionError), "the original failure"
     assert error.path == str(tmp_path / "o.sqlite")
-    assert isinstance(error, PulsoraError), "caught where the README's webhook example catches"
+    assert isinstance(error, PulsoraError), "caught where the docs' webhook route catches"
     copy = pickle.loads(pickle.dumps(error))
     assert (str(copy), copy.path) == (str(error), error.path)
     await revenue.aclose()

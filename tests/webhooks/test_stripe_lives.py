@@ -1451,7 +1451,7 @@ def test_basil_lines_do_not_misread_day_and_week_prices(
     assert first.mrr_impact == Decimal(mrr)
 
 
-# -- known limits, documented in the README: a minimal life on which each fails ------
+# -- known limits, in docs/webhooks/stripe.md: a minimal life on which each fails -------
 
 
 @pytest.mark.parametrize(
@@ -1488,8 +1488,9 @@ def test_an_invoice_paid_before_its_activation_carries_the_mrr(
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="known limit (README): a basil invoice without its (includable) payments is keyed by "
-    "its id, its charge by the PaymentIntent: the refund is not scaled to the revenue",
+    reason="known limit (docs/webhooks/stripe.md): a basil invoice without its (includable) "
+    "payments is keyed by its id, its charge by the PaymentIntent: the refund is not scaled "
+    "to the revenue",
 )
 def test_known_limit_k_refund_of_a_taxed_basil_invoice_takes_back_its_tax() -> None:
     """1.00 + 0.07 tax paid on a basil invoice, refunded in full: 1.00 comes back out."""
@@ -1530,8 +1531,8 @@ def test_known_limit_k_refund_of_a_taxed_basil_invoice_takes_back_its_tax() -> N
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="known limit (README): a PaymentIntent knows no tax; arriving before its Checkout "
-    "Session it fixes the payment's revenue at the gross",
+    reason="known limit (docs/webhooks/stripe.md): a PaymentIntent knows no tax; arriving "
+    "before its Checkout Session it fixes the payment's revenue at the gross",
 )
 def test_known_limit_l_payment_intent_before_its_taxed_checkout_counts_the_tax() -> None:
     """1.00 + 0.07 tax through Checkout; ``payment_intent.succeeded`` is delivered first."""
