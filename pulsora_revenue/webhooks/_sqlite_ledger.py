@@ -64,8 +64,9 @@ class SQLiteLedger:
 
     def __init__(self, path: str | PathLike[str]) -> None:
         self.path = Path(path)
+        # One statement at a time, from any event loop: a lock of the threads, not
+        # of a loop (an anyio limiter belongs to the loop that first used it).
         self._lock = threading.Lock()
-        self._limiter = anyio.CapacityLimiter(1)
         self._db: sqlite3.Connection | None = None
 
     def __repr__(self) -> str:
@@ -106,7 +107,7 @@ class SQLiteLedger:
             with self._lock:
                 return _observe(self._connect(), seen)
 
-        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(work)
 
     async def payment(self, payment_id: str, first: Payment | None) -> Payment | None:
         """Look up a payment as first reported, keeping *first* if there is none yet.
@@ -132,7 +133,7 @@ class SQLiteLedger:
                 ).fetchone()
                 return None if row is None else Payment(*row)
 
-        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(work)
 
     async def reported(self, subscription: str) -> Decimal:
         """Return the MRR reported so far for a subscription.
@@ -149,7 +150,7 @@ class SQLiteLedger:
             with self._lock:
                 return _load(self._connect(), subscription).reported
 
-        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(work)
 
     async def aclose(self) -> None:
         """Close the file; a later call opens it again."""
@@ -160,7 +161,7 @@ class SQLiteLedger:
                     self._db.close()
                     self._db = None
 
-        await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        await anyio.to_thread.run_sync(work)
 
 
 def _observe(db: sqlite3.Connection, seen: Observation) -> Movement:

@@ -113,3 +113,28 @@ async def test_two_deliveries_racing_on_one_file_report_the_change_once(tmp_path
 
 def test_the_memory_ledger_repr_says_little() -> None:
     assert repr(MemoryLedger()) == "<MemoryLedger subscriptions=0>"
+
+
+def test_one_sqlite_ledger_serves_event_loops_in_threads_at_once(tmp_path: Path) -> None:
+    """A module-level ledger, and a thread per request each with its own loop (asyncio.run)."""
+    import asyncio
+    import threading
+
+    ledger = SQLiteLedger(tmp_path / "ledger.sqlite")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    answers: list[Decimal] = []
+
+    async def observe(n: int) -> None:
+        for step in range(20):
+            seen = Observation(f"s:sub_{n}", f"evt_{step}", start, Decimal(step), settle=True)
+            answers.append((await ledger.observe(seen)).change)
+
+    threads = [threading.Thread(target=asyncio.run, args=(observe(n),)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    asyncio.run(ledger.aclose())
+    assert not any(thread.is_alive() for thread in threads), "a loop waits for ever"
+    assert len(answers) == 60
+    assert sum(answers) == 3 * 19
