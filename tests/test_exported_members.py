@@ -93,7 +93,10 @@ PUBLIC_MODULES = [
     "pulsora_revenue.starlette",
     "pulsora_revenue.testing",
     "pulsora_revenue.webhooks",
+    "pulsora_revenue.webhooks.chargebee",
+    "pulsora_revenue.webhooks.lemonsqueezy",
     "pulsora_revenue.webhooks.paddle",
+    "pulsora_revenue.webhooks.polar",
     "pulsora_revenue.webhooks.stripe",
 ]
 

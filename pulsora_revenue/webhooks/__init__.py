@@ -1,10 +1,11 @@
 """Webhook adapters: from a processor's signed webhook to ``RevenueEvent``s.
 
-``pulsora_revenue.webhooks.stripe`` and ``pulsora_revenue.webhooks.paddle``
-each offer ``verify(payload, header, secret, *, tolerance=..., now=None)``,
-returning the decoded event, and ``await to_revenue_events(event, *,
-resolver=None, ledger=None, include_tax=False, keys=...)``, returning a list
-of ``RevenueEvent``s. Neither depends on the processor's SDK.
+One module per billing platform: ``stripe``, ``paddle``, ``lemonsqueezy``,
+``polar`` and ``chargebee``. Each offers ``verify(payload, <the platform's
+signature or credentials>, secret, ...)``, returning the decoded event, and
+``await to_revenue_events(event, *, resolver=None, ledger=None,
+include_tax=False, keys=...)``, returning a list of ``RevenueEvent``s. None
+depends on the platform's SDK.
 
 A ledger (``MemoryLedger``, ``SQLiteLedger``) remembers the MRR reported per
 subscription, so that the ``mrr_impact`` of its events adds up to it.
