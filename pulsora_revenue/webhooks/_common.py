@@ -144,6 +144,19 @@ def moved_kind(movement: Movement, otherwise: EventType) -> EventType:
     return otherwise
 
 
+def payment_kind(
+    otherwise: EventType, mrr: Decimal | None, movement: Movement | None
+) -> tuple[EventType, Decimal | None]:
+    """A payment's event type and ``mrr_impact``: the ledger's *movement*, if it has one.
+
+    Without a ledger (*movement* None) a new subscription's payment states its own
+    *mrr*; every other payment moves none.
+    """
+    if movement is not None:
+        return moved_kind(movement, otherwise), impact(movement)
+    return otherwise, (mrr or None) if otherwise is EventType.SUBSCRIPTION else None
+
+
 def impact(movement: Movement | None) -> Decimal | None:
     """The ``mrr_impact`` of an event: the change, or nothing when there is none."""
     return movement.change if movement is not None and movement.change else None

@@ -102,10 +102,9 @@ from ._common import (
     Resolver,
     build,
     currency,
-    impact,
     major,
-    moved_kind,
     net_of_tax,
+    payment_kind,
 )
 from ._ledger import Ledger
 from ._payload import Node
@@ -258,10 +257,7 @@ async def _payment(context: Context) -> list[RevenueEvent]:
         movement = await context.observe(subscription, mrr, settle=amount > 0)
     if amount <= 0:
         return []
-    mrr_impact = (mrr or None) if otherwise is EventType.SUBSCRIPTION else None
-    kind = otherwise
-    if movement is not None:
-        kind, mrr_impact = moved_kind(movement, otherwise), impact(movement)
+    kind, mrr_impact = payment_kind(otherwise, mrr, movement)
     recurring = None if subscription is None else bool(invoice and invoice.get("recurring"))
     metadata = {} if invoice is None else {"invoice": invoice.text("id")}
     return [

@@ -84,11 +84,10 @@ from ._common import (
     attribute,
     build,
     currency,
-    impact,
     major,
     moment,
-    moved_kind,
     net_of_tax,
+    payment_kind,
 )
 from ._ledger import Ledger, Movement, Observation
 from ._paddle_prices import lost_mrr, paid, snapshot_mrr, transaction_mrr
@@ -301,9 +300,7 @@ async def _transaction(context: _Context) -> list[RevenueEvent]:
         movement = await context.observe(subscription, as_of, mrr, settle=amount > 0)
     if amount <= 0:
         return []
-    kind, mrr_impact = otherwise, (mrr or None) if otherwise is EventType.SUBSCRIPTION else None
-    if movement is not None:
-        kind, mrr_impact = moved_kind(movement, otherwise), impact(movement)
+    kind, mrr_impact = payment_kind(otherwise, mrr, movement)
     return [
         build(
             transaction.path,

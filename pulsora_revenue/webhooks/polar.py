@@ -76,11 +76,10 @@ from ._common import (
     Resolver,
     build,
     currency,
-    impact,
     major,
     moment,
-    moved_kind,
     net_of_tax,
+    payment_kind,
 )
 from ._ledger import Ledger
 from ._payload import Node
@@ -235,9 +234,7 @@ async def _order(context: Context) -> list[RevenueEvent]:
         movement = await context.observe(key, mrr, settle=amount > 0)
     if amount <= 0:
         return []
-    kind, mrr_impact = otherwise, (mrr or None) if otherwise is EventType.SUBSCRIPTION else None
-    if movement is not None:
-        kind, mrr_impact = moved_kind(movement, otherwise), impact(movement)
+    kind, mrr_impact = payment_kind(otherwise, mrr, movement)
     return [
         build(
             order.path,
