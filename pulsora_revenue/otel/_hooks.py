@@ -131,7 +131,11 @@ class OpenTelemetryHooks(Hooks):
         error: Exception | None,
     ) -> None:
         """One finished span, from *start* to *end* (ns), with a child span per attempt."""
-        begun = [at - int(attempt.duration * NS) for attempt, at in tried]
+        begun, ended = [], None
+        for attempt, at in tried:  # in order, never overlapping: each began after the last
+            since = at - int(attempt.duration * NS)
+            begun.append(since if ended is None else max(since, ended))
+            ended = at
         start = min([start, *begun])
         span = self._tracer.start_span(name, attributes=attributes, start_time=start)
         parent = trace.set_span_in_context(span)
