@@ -16,14 +16,16 @@ where that differs):
   told by its price in *prices*: the first payment is its ``initial`` invoice.
 - ``subscription_payment_success``, by ``billing_reason``:
     - ``initial`` (the first payment): subscription, with the MRR moved
-      (without a ledger: no MRR).
+      (without a ledger: no MRR). Without *prices*, nothing: the order was the
+      payment.
     - ``renewal``: renewal; if the MRR moved: subscription, upgrade or downgrade
       (without a ledger: renewal, no MRR).
     - ``updated`` (a plan change's proration): upgrade, or downgrade if the MRR
       fell, with the MRR moved (without a ledger: upgrade, no MRR).
 - ``order_refunded``, ``subscription_payment_refunded``: refund (negative) of
   what was newly refunded (without a ledger: of the amount refunded so far,
-  once per order or invoice). Nothing for a subscription's order.
+  once per order or invoice). Nothing for a subscription's order; without
+  *prices*, nothing for an ``initial`` invoice (its order's refund says it).
 - ``subscription_expired``: churn (amount 0) of the MRR reported (without a
   ledger: of its item's MRR, unless it ended in its trial).
 - ``subscription_paused``: churn of the MRR reported, once per pause (without
@@ -54,8 +56,9 @@ normalised to a month from the interval and its count, without tax, at list
 price (the payloads do not say a subscription's discount), in the price's
 currency. Without a price, a subscription's MRR is unknown: nothing is added,
 and its end subtracts nothing. *prices* also tells a subscription's order from
-a one-time purchase: without it, a subscription's first payment counts twice
-(its order and its ``initial`` invoice).
+a one-time purchase. Without it, each first payment is counted once, as its
+order's purchase (the ``initial`` invoice then maps to nothing); with it, as
+the ``initial`` invoice's subscription event.
 
 A ledger (``MemoryLedger``, ``SQLiteLedger``) is told every subscription's
 state and payments, and the MRR telescopes; an older state arriving late is
@@ -227,6 +230,8 @@ async def _order(context: Context) -> list[RevenueEvent]:
 
 async def _invoice(context: Context) -> list[RevenueEvent]:
     invoice = context.attributes
+    if _order_paid_it(context):
+        return []  # its order_created is the payment
     subscription = ident(invoice, "subscription_id")
     code = currency(invoice, "currency")
     amount = major(_paid(context, invoice), currency_exponent(code))
@@ -255,6 +260,8 @@ async def _refund(context: Context) -> list[RevenueEvent]:
     paid = context.attributes
     if context.kind == "order_refunded" and _subscription_order(context):
         return []  # its payment was the initial invoice, whose refund reports it
+    if context.kind == "subscription_payment_refunded" and _order_paid_it(context):
+        return []  # its payment was the order, whose refund (order_refunded) reports it
     code = currency(paid, "currency")
     exponent = currency_exponent(code)
     so_far = major(_refunded(context, paid), exponent)
@@ -345,6 +352,18 @@ def _subscription_order(context: Context) -> bool:
     """Whether an order is a subscription's (its first payment), by its item's price."""
     item = context.attributes.maybe_child("first_order_item")
     return item is not None and recurring(context.prices, item.get("price_id"))
+
+
+def _order_paid_it(context: Context) -> bool:
+    """Whether an initial invoice's payment is its order's: so without ``prices``.
+
+    Lemon Squeezy sends both ``order_created`` and an ``initial`` invoice for a
+    subscription's first payment. Only ``prices`` tells a subscription's order
+    from a one-off one: without them every order is a purchase, and its initial
+    invoice must not count the payment a second time.
+    """
+    initial = context.attributes.get("billing_reason") == "initial"
+    return initial and context.prices is None
 
 
 def _paid(context: Context, paid: Node) -> int:

@@ -252,7 +252,8 @@ async def test_a_malformed_payload_names_the_field() -> None:
     ],
 )
 async def test_invoices_without_a_ledger(reason: str, kind: EventType, recurring: bool) -> None:
-    (paid,) = await mapped(invoice(reason, "2023-02-18T12:16:24Z", tax=200, total=1199))
+    paid_at = "2023-02-18T12:16:24Z"
+    (paid,) = await mapped(invoice(reason, paid_at, tax=200, total=1199), prices=PRICES)
     assert (paid.event_type, paid.amount, paid.mrr_impact) == (kind, Decimal("9.99"), None)
     assert paid.customer_subscription_id == "1"
     assert paid.is_recurring is recurring
@@ -352,17 +353,42 @@ async def test_expiry_without_a_ledger() -> None:
 
 
 async def test_a_refund_nets_out_its_payment() -> None:
-    (refund,) = await mapped(fixture("subscription_payment_refunded"))
+    (refund,) = await mapped(fixture("subscription_payment_refunded"), prices=PRICES)
     assert (refund.event_type, refund.amount) == (EventType.REFUND, Decimal("-9.99"))
     assert refund.transaction_id == "subscription-invoices:1:refund"
     assert refund.customer_subscription_id == "1"
-    (paid,) = await mapped(fixture("subscription_payment_success"))
+    (paid,) = await mapped(fixture("subscription_payment_success"), prices=PRICES)
     assert paid.amount + refund.amount == 0
 
 
+@pytest.mark.parametrize("with_prices", [True, False])
+async def test_a_subscriptions_first_payment_and_its_refund_count_once(with_prices: bool) -> None:
+    """Lemon Squeezy tells one first payment twice: as an order and as an initial invoice."""
+    prices = PRICES if with_prices else None
+    order = fixture("order_created")
+    order["data"]["attributes"]["first_order_item"]["price_id"] = 1
+    order["data"]["attributes"].update(total=999, subtotal=999, tax=0)
+    order_refunded = copy.deepcopy(order)
+    order_refunded["meta"]["event_name"] = "order_refunded"
+    order_refunded["data"]["attributes"].update(status="refunded", refunded_amount=999)
+    first = invoice("initial", "2023-02-18T12:16:24Z", total=999, subtotal=999, tax=0)
+    first_refunded = copy.deepcopy(first)
+    first_refunded["meta"]["event_name"] = "subscription_payment_refunded"
+    first_refunded["data"]["attributes"].update(refunded=True, refunded_amount=999)
+    told = [order, first, order_refunded, first_refunded]
+    events = [e for envelope in told for e in await mapped(envelope, prices=prices)]
+    assert sorted(e.amount for e in events) == [Decimal("-9.99"), Decimal("9.99")]
+    (paid,) = [e for e in events if e.amount > 0]
+    # With prices the invoice, which names the subscription, is the payment; else the order.
+    kind = EventType.SUBSCRIPTION if with_prices else EventType.PURCHASE
+    assert paid.event_type is kind
+
+
 async def test_a_refund_is_net_of_tax_by_default() -> None:
-    envelope = fixture("subscription_payment_refunded")
-    envelope["data"]["attributes"].update(tax=200, total=1199, refunded_amount=1199)
+    envelope = fixture("subscription_payment_refunded")  # a renewal's: its own payment
+    envelope["data"]["attributes"].update(
+        billing_reason="renewal", tax=200, total=1199, refunded_amount=1199
+    )
     (refund,) = await mapped(envelope)
     assert refund.amount == Decimal("-9.99")
     (gross,) = await mapped(envelope, include_tax=True)
@@ -373,7 +399,12 @@ async def test_partial_refunds_add_up_with_a_ledger(ledger: Ledger) -> None:
     def refunded(amount: int, at: str) -> dict[str, Any]:
         envelope = fixture("subscription_payment_refunded")
         envelope["data"]["attributes"].update(
-            tax=200, total=1199, refunded_amount=amount, updated_at=at, refunded_at=at
+            billing_reason="renewal",  # a renewal's: its own payment
+            tax=200,
+            total=1199,
+            refunded_amount=amount,
+            updated_at=at,
+            refunded_at=at,
         )
         return envelope
 
