@@ -30,6 +30,7 @@ __all__ = ["STATE_KEY", "get_revenue", "lifespan"]
 
 #: The key of the client in the lifespan state (``request.state.pulsora_revenue``).
 STATE_KEY = "pulsora_revenue"
+"""The key of the client in the lifespan state: ``request.state.pulsora_revenue``."""
 
 
 def lifespan(**options: Any) -> Callable[[Any], AbstractAsyncContextManager[dict[str, Any]]]:

@@ -36,6 +36,12 @@ logger = logging.getLogger("pulsora_revenue")
 #: Which HTTP library sends: ``"auto"`` (aiohttp on asyncio when the ``speed``
 #: extra is installed, else httpx), ``"httpx"`` or ``"aiohttp"``.
 Backend = Literal["auto", "httpx", "aiohttp"]
+"""Which HTTP library sends: ``"auto"``, ``"httpx"`` or ``"aiohttp"``.
+
+``"auto"`` (the default) sends with aiohttp on asyncio when the ``speed`` extra is
+installed, and with httpx otherwise (on trio, or with an httpx ``http_client`` or
+``transport``). ``PULSORA_HTTP_BACKEND`` sets it when ``Revenue(backend=...)`` does not.
+"""
 BACKEND_ENV = "PULSORA_HTTP_BACKEND"
 _BACKENDS = ("auto", "httpx", "aiohttp")
 

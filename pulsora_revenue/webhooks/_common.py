@@ -19,9 +19,15 @@ from ._payload import Node
 #: ``async (customer_id) -> (visitor_fingerprint, session_id) | None``: where to
 #: look up attribution when the payload has none (renewals, dashboard events).
 Resolver = Callable[[str], Awaitable[tuple[str, str] | None]]
+"""Where to look up attribution when a payload has none: ``async (customer_id) -> pair``.
+
+It returns ``(visitor_fingerprint, session_id)`` from your own records (renewals and
+dashboard events carry no checkout metadata), or None when it knows none.
+"""
 
 #: The metadata keys the browser's fingerprint and session id travel under.
 DEFAULT_KEYS = ("visitor_fingerprint", "session_id")
+"""The metadata keys the browser's visitor fingerprint and session id travel under."""
 
 #: Months in one billing interval, exactly: MRR is a ``Fraction`` until it is
 #: rounded, once (a Decimal 12/365 would turn an exact half into 0.4999...).

@@ -17,6 +17,11 @@ PROCESSOR = "stripe"
 
 #: Where Stripe counts decimals differently from ISO 4217 (docs.stripe.com/currencies).
 EXPONENTS: Mapping[str, int] = {"ISK": 2, "MGA": 0}
+"""Where Stripe counts a currency's decimals differently from ISO 4217.
+
+Stripe's amounts in ISK have two decimals (ISO 4217 says none) and in MGA none (ISO
+says two): docs.stripe.com/currencies. The Stripe adapter converts by these first.
+"""
 
 #: Metadata to look in, in order, each with its path: for your own customer id,
 #: the visitor fingerprint and the session id.
