@@ -18,28 +18,24 @@ cancelled; each payment counted once, without tax; refunds exactly what was refu
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import random
-import shutil
-import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
-from anyio.from_thread import start_blocking_portal
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
-from pulsora_revenue import EventType, RevenueEvent
-from pulsora_revenue.webhooks import Ledger, MemoryLedger, SQLiteLedger, chargebee
+from pulsora_revenue import RevenueEvent
+from pulsora_revenue.webhooks import chargebee
 
 from ..conftest import examples
+from .lives import EXPONENTS, LedgerLife, Note
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chargebee"
 PAYMENT = json.loads((FIXTURES / "payment_succeeded.first.json").read_text())
@@ -50,7 +46,6 @@ SUB = "sub_life"
 
 MONTHS = {"day": Fraction(12, 365), "week": Fraction(12, 52), "month": Fraction(1)}
 MONTHS["year"] = Fraction(12)
-EXPONENTS = {"USD": 2, "JPY": 0, "KWD": 3}
 CYCLES = [("day", 10), ("week", 1), ("month", 1), ("month", 3), ("year", 1)]
 TAX_RATES = [Fraction(0), Fraction(8875, 100_000), Fraction(1, 5)]
 
@@ -61,19 +56,6 @@ class Item:
     item_type: str  # "plan" or "addon"
     unit: int  # minor units per billing period
     quantity: int
-
-
-@attrs.frozen
-class Note:
-    """An event, and what it tells the ledger: the MRR it states, if any."""
-
-    envelope: dict[str, Any]
-    as_of: datetime
-    states: Decimal | None = None
-    settle: bool = False
-    churn: bool = False
-    ledger: bool = True  # about the subscription's state (refunds are not)
-    whole: bool = False  # a payment of whole periods: the MRR settled is the truth then
 
 
 @attrs.define
@@ -88,44 +70,34 @@ def millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-class ChargebeeLife(RuleBasedStateMachine):
-    backend: ClassVar[str] = "asyncio"
-    sqlite: ClassVar[bool] = False
-
+class ChargebeeLife(LedgerLife):
     def __init__(self) -> None:
         super().__init__()
-        self._portal = start_blocking_portal(self.backend)
-        self.portal = self._portal.__enter__()
-        self.folder = tempfile.mkdtemp()
-        self.store: Ledger = (
-            SQLiteLedger(Path(self.folder) / "ledger.sqlite") if self.sqlite else MemoryLedger()
-        )
-        self.ids, self.clock = itertools.count(1), datetime(2024, 1, 1, tzinfo=UTC)
         self.items: list[Item] = []
         self.code, self.tax_rate, self.cycle = "USD", Fraction(0), ("month", 1)
         self.status, self.activated = "in_trial", False
         self.cancelled_at: int | None = None
         self.payments: dict[str, Paid] = {}
-        self.delivered: list[Note] = []
-        self.held: list[Note] = []
-        self.answers: dict[str, list[RevenueEvent]] = {}
-        self.expected: dict[str, Decimal] = {}
-        self.accepted: set[tuple[str, str | None]] = set()
-        self.mrr = self.cash = self.refunds = Decimal(0)  # as Pulsora sums them
-        self.paid = self.refunded = Decimal(0)  # the truth
-        self.stated, self.reported = Decimal(0), Decimal(0)
-        self.latest: datetime | None = None
 
-    def teardown(self) -> None:
-        if isinstance(self.store, SQLiteLedger):
-            self.portal.call(self.store.aclose)
-        self._portal.__exit__(None, None, None)
-        shutil.rmtree(self.folder)
+    async def mapped(self, envelope: dict[str, Any]) -> list[RevenueEvent]:
+        async def resolver(customer_id: str) -> tuple[str, str]:
+            return "fp_db", "sess_db"
+
+        return await chargebee.to_revenue_events(envelope, resolver=resolver, ledger=self.store)
+
+    def is_snapshot(self, note: Note) -> bool:
+        return bool(note.envelope["event_type"].startswith("subscription_"))
+
+    def answer_key(self, note: Note) -> str:
+        return str(note.envelope["id"])
+
+    def settles_the_truth(self, note: Note, applied: bool) -> bool:
+        return applied and (note.whole or note.churn)
+
+    def over(self) -> bool:
+        return self.status == "cancelled"
 
     # The truth.
-
-    def major(self, minor: Fraction | int) -> Decimal:
-        return Decimal(round(Fraction(minor))).scaleb(-EXPONENTS[self.code])
 
     def per_period(self) -> int:
         return sum(item.unit * item.quantity for item in self.items)
@@ -135,10 +107,6 @@ class ChargebeeLife(RuleBasedStateMachine):
             return Decimal(0)
         interval, count = self.cycle
         return self.major(Fraction(self.per_period()) / (MONTHS[interval] * count))
-
-    def tick(self, hours: int = 1) -> datetime:
-        self.clock += timedelta(hours=hours)
-        return self.clock
 
     # Chargebee's events, from the fixtures' shapes.
 
@@ -187,7 +155,9 @@ class ChargebeeLife(RuleBasedStateMachine):
         content = {"subscription": self.subscription(at)}
         content["customer"] = copy.deepcopy(SNAPSHOT["content"]["customer"])
         stops = self.status == "cancelled"
-        return Note(self.envelope(kind, content, at), at, self.true_mrr(), stops, stops)
+        return Note(
+            self.envelope(kind, content, at), at, self.true_mrr(), settle=stops, churn=stops
+        )
 
     def payment(self, at: datetime, net: int, *, first: bool, recurring: bool) -> Note:
         """A payment_succeeded of *net* (plus tax) with the subscription as it is now."""
@@ -214,58 +184,6 @@ class ChargebeeLife(RuleBasedStateMachine):
         envelope = self.envelope("payment_succeeded", content, at)
         whole = recurring or first
         return Note(envelope, at, self.true_mrr(), settle=net + tax > 0, whole=whole)
-
-    # Delivery, and Pulsora.
-
-    def send(self, notes: list[Note], shuffle: random.Random, hold: bool = False) -> None:
-        shuffle.shuffle(notes)
-        snapshots = [n for n in notes if n.envelope["event_type"].startswith("subscription_")]
-        if hold and snapshots and len(notes) > 1:
-            notes.remove(snapshots[0])
-            self.held.append(snapshots[0])
-        for note in notes:
-            self.deliver(note)
-
-    def deliver(self, note: Note, again: bool = False) -> None:
-        async def resolver(customer_id: str) -> tuple[str, str]:
-            return "fp_db", "sess_db"
-
-        mapping = partial(chargebee.to_revenue_events, resolver=resolver, ledger=self.store)
-        events = self.portal.call(mapping, note.envelope)
-        event_id = note.envelope["id"]
-        if again:
-            assert events == self.answers[event_id]
-            assert all(e.dedup_key in self.accepted for e in events)
-            return
-        self.answers[event_id] = events
-        self.delivered.append(note)
-        if note.ledger:
-            self.observe(note)
-        for event in events:
-            self.accept(event)
-
-    def observe(self, note: Note) -> None:
-        """The ledger's contract: the newest word on the MRR wins; a settle reports it."""
-        applied = False
-        if note.states is not None and (self.latest is None or note.as_of >= self.latest):
-            self.latest, self.stated, applied = note.as_of, note.states, True
-        if not note.settle or (note.churn and not (applied and self.stated < self.reported)):
-            return
-        self.reported = self.stated
-        if applied and (note.whole or note.churn):
-            assert self.reported == self.true_mrr()
-
-    def accept(self, event: RevenueEvent) -> None:
-        if event.dedup_key in self.accepted:
-            return
-        self.accepted.add(event.dedup_key)
-        self.mrr += event.mrr_impact or 0
-        if event.event_type is EventType.REFUND:
-            self.refunds -= event.amount
-        else:
-            self.cash += event.amount
-        if event.event_type is not EventType.CHURN:
-            assert event.amount == self.expected[event.transaction_id]  # net, without tax
 
     # The life.
 
@@ -427,23 +345,6 @@ class ChargebeeLife(RuleBasedStateMachine):
             ),
         ]
         self.send(notes, shuffle)
-
-    @precondition(lambda self: self.delivered)
-    @rule(pick=st.integers(0, 10_000))
-    def redeliver(self, pick: int) -> None:
-        self.deliver(self.delivered[pick % len(self.delivered)], again=True)
-
-    @precondition(lambda self: self.held)
-    @rule()
-    def deliver_late(self) -> None:
-        self.deliver(self.held.pop(0))
-
-    @invariant()
-    def numbers_add_up(self) -> None:
-        assert self.mrr == self.reported
-        assert self.mrr >= 0
-        assert self.status != "cancelled" or self.mrr == 0
-        assert (self.cash, self.refunds) == (self.paid, self.refunded)
 
 
 LIFE = settings(max_examples=examples(40), stateful_step_count=20, deadline=None)

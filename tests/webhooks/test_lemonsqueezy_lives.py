@@ -17,29 +17,25 @@ payment); refunds exactly what was refunded, net of its share of tax.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import random
-import shutil
-import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
-from anyio.from_thread import start_blocking_portal
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from pulsora_revenue import EventType, RevenueEvent
-from pulsora_revenue.webhooks import Ledger, MemoryLedger, SQLiteLedger, lemonsqueezy
+from pulsora_revenue.webhooks import lemonsqueezy
 from pulsora_revenue.webhooks.lemonsqueezy import Price
 
 from ..conftest import examples
+from .lives import EXPONENTS, LedgerLife, Note
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lemonsqueezy"
 SUBSCRIPTION = json.loads((FIXTURES / "pay_subscription_updated.json").read_text())
@@ -49,23 +45,9 @@ ATTRIBUTION = {"visitor_fingerprint": "fp_browser", "session_id": "sess_browser"
 
 MONTHS = {"day": Fraction(12, 365), "week": Fraction(12, 52), "month": Fraction(1)}
 MONTHS["year"] = Fraction(12)
-EXPONENTS = {"USD": 2, "JPY": 0, "KWD": 3}
 CYCLES = [("day", 10), ("week", 1), ("month", 1), ("month", 3), ("year", 1)]
 TAX_RATES = [Fraction(0), Fraction(1, 5)]
 BILLING = ("active", "cancelled")
-
-
-@attrs.frozen
-class Note:
-    """A webhook, and what it tells the ledger about the subscription."""
-
-    envelope: dict[str, Any]
-    as_of: datetime
-    states: Decimal | None = None  # the MRR it states (0 while it bills nothing)
-    settle: bool = False
-    ended: bool = False
-    churn: bool = False
-    ledger: bool = True  # about the subscription's state (refunds are not)
 
 
 @attrs.define
@@ -79,44 +61,31 @@ def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class LemonSqueezyLife(RuleBasedStateMachine):
-    backend: ClassVar[str] = "asyncio"
-    sqlite: ClassVar[bool] = False
+class LemonSqueezyLife(LedgerLife):
+    unchecked = frozenset({EventType.CHURN, EventType.REFUND})
 
     def __init__(self) -> None:
         super().__init__()
-        self._portal = start_blocking_portal(self.backend)
-        self.portal = self._portal.__enter__()
-        self.folder = tempfile.mkdtemp()
-        self.store: Ledger = (
-            SQLiteLedger(Path(self.folder) / "ledger.sqlite") if self.sqlite else MemoryLedger()
-        )
-        self.ids, self.clock = itertools.count(1), datetime(2024, 1, 1, tzinfo=UTC)
         self.prices: dict[int, Price] = {}
         self.price_id, self.seats = 0, 1
         self.code, self.tax_rate, self.status = "USD", Fraction(0), "on_trial"
         self.payments: dict[str, Paid] = {}
-        self.delivered: list[Note] = []
-        self.held: list[Note] = []
-        self.answers: dict[str, list[RevenueEvent]] = {}
-        self.expected: dict[str, Decimal] = {}
-        self.accepted: set[tuple[str, str | None]] = set()
-        self.mrr = self.cash = self.refunds = Decimal(0)  # as Pulsora sums them
-        self.paid = Decimal(0)  # the truth
-        self.stated, self.reported = Decimal(0), Decimal(0)
-        self.latest: datetime | None = None
-        self.ended = False
 
-    def teardown(self) -> None:
-        if isinstance(self.store, SQLiteLedger):
-            self.portal.call(self.store.aclose)
-        self._portal.__exit__(None, None, None)
-        shutil.rmtree(self.folder)
+    async def mapped(self, envelope: dict[str, Any]) -> list[RevenueEvent]:
+        async def resolver(customer_id: str) -> tuple[str, str]:
+            raise AssertionError("the attribution is in custom_data")
+
+        return await lemonsqueezy.to_revenue_events(
+            envelope, resolver=resolver, ledger=self.store, prices=self.prices
+        )
+
+    def is_snapshot(self, note: Note) -> bool:
+        return bool(note.envelope["data"]["type"] == "subscriptions")
+
+    def answer_key(self, note: Note) -> str:
+        return json.dumps(note.envelope, sort_keys=True)
 
     # The truth.
-
-    def major(self, minor: Fraction | int) -> Decimal:
-        return Decimal(round(Fraction(minor))).scaleb(-EXPONENTS[self.code])
 
     def period(self) -> int:
         """What a whole period of the plan bills, in minor units, without tax."""
@@ -154,7 +123,8 @@ class LemonSqueezyLife(RuleBasedStateMachine):
         envelope["data"]["id"] = "42"
         stops = self.status in ("paused", "expired")
         states = self.true_mrr()
-        return Note(envelope, as_of, states, stops, self.status == "expired", stops)
+        ended = self.status == "expired"
+        return Note(envelope, as_of, states, settle=stops, ended=ended, churn=stops)
 
     def invoice(self, reason: str, as_of: datetime, net: int) -> Note:
         envelope = self.envelope(INVOICE, "subscription_payment_success", as_of)
@@ -188,67 +158,6 @@ class LemonSqueezyLife(RuleBasedStateMachine):
     def new_price(self, unit: int, cycle: tuple[str, int]) -> None:
         self.price_id = next(self.ids)
         self.prices[self.price_id] = Price(unit, self.code, *cycle)
-
-    def tick(self, hours: int = 1) -> datetime:
-        self.clock += timedelta(hours=hours)
-        return self.clock
-
-    # Delivery, and Pulsora.
-
-    def send(self, notes: list[Note], shuffle: random.Random, hold: bool = False) -> None:
-        shuffle.shuffle(notes)
-        snapshots = [n for n in notes if n.envelope["data"]["type"] == "subscriptions"]
-        if hold and snapshots and len(notes) > 1:
-            notes.remove(snapshots[0])
-            self.held.append(snapshots[0])
-        for note in notes:
-            self.deliver(note)
-
-    def deliver(self, note: Note, again: bool = False) -> None:
-        async def resolver(customer_id: str) -> tuple[str, str]:
-            raise AssertionError("the attribution is in custom_data")
-
-        mapping = partial(
-            lemonsqueezy.to_revenue_events, resolver=resolver, ledger=self.store, prices=self.prices
-        )
-        events = self.portal.call(mapping, note.envelope)
-        key = json.dumps(note.envelope, sort_keys=True)
-        if again:
-            assert events == self.answers[key]
-            assert all(e.dedup_key in self.accepted for e in events)
-            return
-        self.answers[key] = events
-        self.delivered.append(note)
-        if note.ledger:
-            self.observe(note)
-        for event in events:
-            self.accept(event)
-
-    def observe(self, note: Note) -> None:
-        """The ledger's contract, as in the Paddle lives: the newest word wins, the end stays."""
-        applied = False
-        if not self.ended:
-            if note.states is not None and (self.latest is None or note.as_of >= self.latest):
-                self.latest, self.stated, applied = note.as_of, note.states, True
-            if note.ended:
-                self.ended, self.stated, applied = True, Decimal(0), True
-        if not note.settle or (note.churn and not (applied and self.stated < self.reported)):
-            return
-        self.reported = self.stated
-        if applied and note.states is not None:  # a pause or the end, as the newest word
-            assert self.reported == self.true_mrr()
-
-    def accept(self, event: RevenueEvent) -> None:
-        if event.dedup_key in self.accepted:
-            return
-        self.accepted.add(event.dedup_key)
-        self.mrr += event.mrr_impact or 0
-        if event.event_type is EventType.REFUND:
-            self.refunds -= event.amount
-        else:
-            self.cash += event.amount
-        if event.event_type not in (EventType.CHURN, EventType.REFUND):
-            assert event.amount == self.expected[event.transaction_id]  # net, without tax
 
     # The life.
 
@@ -401,23 +310,6 @@ class LemonSqueezyLife(RuleBasedStateMachine):
             status="refunded" if paid.refunded == paid.net + paid.tax else "partial_refund",
         )
         self.deliver(Note(envelope, self.clock, ledger=False))
-
-    @precondition(lambda self: self.delivered)
-    @rule(pick=st.integers(0, 10_000))
-    def redeliver(self, pick: int) -> None:
-        self.deliver(self.delivered[pick % len(self.delivered)], again=True)
-
-    @precondition(lambda self: self.held)
-    @rule()
-    def deliver_late(self) -> None:
-        self.deliver(self.held.pop(0))
-
-    @invariant()
-    def numbers_add_up(self) -> None:
-        assert self.mrr == self.reported
-        assert self.mrr >= 0
-        assert not self.ended or self.mrr == 0
-        assert (self.cash, self.refunds) == (self.paid, self.refunded_truth())
 
 
 LIFE = settings(max_examples=examples(40), stateful_step_count=25, deadline=None)

@@ -19,28 +19,24 @@ exactly what was refunded.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import random
-import shutil
-import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
-from anyio.from_thread import start_blocking_portal
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
-from pulsora_revenue import EventType, RevenueEvent
-from pulsora_revenue.webhooks import Ledger, MemoryLedger, SQLiteLedger, paddle
+from pulsora_revenue import RevenueEvent
+from pulsora_revenue.webhooks import paddle
 
 from ..conftest import examples
+from .lives import EXPONENTS, LedgerLife, Note
 
 FIXTURES = Path(__file__).parent / "fixtures" / "paddle"
 SUBSCRIPTION = json.loads((FIXTURES / "sdk_subscription.updated.json").read_text())
@@ -52,7 +48,6 @@ CUSTOMER, SUB = "ctm_life", "sub_life"
 #: The truth's own normalisation: a year is 12 months, 52 weeks, 365 days.
 MONTHS = {"day": Fraction(12, 365), "week": Fraction(12, 52), "month": Fraction(1)}
 MONTHS["year"] = Fraction(12)
-EXPONENTS = {"USD": 2, "JPY": 0, "KWD": 3}
 CYCLES = [("day", 1), ("day", 10), ("week", 1), ("week", 2), ("month", 1), ("month", 3)]
 CYCLES += [("year", 1), ("year", 2)]
 TAX_RATES = [Fraction(0), Fraction(8875, 100_000), Fraction(1, 5)]
@@ -64,19 +59,6 @@ class Item:
     price_id: str
     unit: int  # minor units per billing cycle
     quantity: int
-
-
-@attrs.frozen
-class Note:
-    """A notification, and what it tells the ledger: the MRR it states, if any."""
-
-    envelope: dict[str, Any]
-    as_of: datetime
-    states: Decimal | None = None
-    settle: bool = False  # it may carry the change: a payment, or a churn
-    ended: bool = False
-    churn: bool = False  # it settles as a churn: only as the newest state, so only a fall
-    ledger: bool = True  # about the subscription's state (adjustments are not)
 
 
 @attrs.define
@@ -91,46 +73,29 @@ def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class PaddleLife(RuleBasedStateMachine):
-    backend: ClassVar[str] = "asyncio"
-    sqlite: ClassVar[bool] = False
-
+class PaddleLife(LedgerLife):
     def __init__(self) -> None:
         super().__init__()
-        self._portal = start_blocking_portal(self.backend)
-        self.portal = self._portal.__enter__()
-        self.folder = tempfile.mkdtemp()
-        self.store: Ledger = (
-            SQLiteLedger(Path(self.folder) / "ledger.sqlite") if self.sqlite else MemoryLedger()
-        )
-        self.ids, self.clock = itertools.count(1), datetime(2024, 1, 1, tzinfo=UTC)
         self.items: list[Item] = []
         self.code, self.tax_rate = "USD", Fraction(0)
         self.cycle, self.discount, self.status = ("month", 1), 0, "trialing"
         self.first_billed: datetime | None = None
         self.paused_at: datetime | None = None
         self.payments: dict[str, Payment] = {}
-        self.delivered: list[Note] = []
-        self.held: list[Note] = []
-        self.answers: dict[str, list[RevenueEvent]] = {}
-        self.expected: dict[str, Decimal] = {}  # the amount of each transaction's event
-        self.accepted: set[tuple[str, str | None]] = set()
-        self.mrr = self.cash = self.refunds = Decimal(0)  # as Pulsora sums them
-        self.paid = self.refunded = Decimal(0)  # the truth
-        self.stated, self.reported = Decimal(0), Decimal(0)  # the newest state seen; reported
-        self.latest: datetime | None = None
-        self.ended = False
 
-    def teardown(self) -> None:
-        if isinstance(self.store, SQLiteLedger):
-            self.portal.call(self.store.aclose)
-        self._portal.__exit__(None, None, None)
-        shutil.rmtree(self.folder)
+    async def mapped(self, envelope: dict[str, Any]) -> list[RevenueEvent]:
+        async def resolver(customer_id: str) -> tuple[str, str]:
+            return ATTRIBUTION["visitor_fingerprint"], ATTRIBUTION["session_id"]
+
+        return await paddle.to_revenue_events(envelope, resolver=resolver, ledger=self.store)
+
+    def is_snapshot(self, note: Note) -> bool:
+        return bool(note.envelope["event_type"].startswith("subscription."))
+
+    def answer_key(self, note: Note) -> str:
+        return str(note.envelope["event_id"])
 
     # The truth.
-
-    def major(self, minor: Fraction | int) -> Decimal:
-        return Decimal(round(Fraction(minor))).scaleb(-EXPONENTS[self.code])
 
     def lines(self) -> list[tuple[Item, int, int]]:
         """Each recurring item, its discount and its tax, as a whole period bills it."""
@@ -198,7 +163,7 @@ class PaddleLife(RuleBasedStateMachine):
         stops = self.status in ("paused", "canceled")
         ended = self.status == "canceled"
         envelope = self.envelope(kind, entity, as_of)
-        return Note(envelope, as_of, self.snapshot_states(), stops, ended, churn=stops)
+        return Note(envelope, as_of, self.snapshot_states(), settle=stops, ended=ended, churn=stops)
 
     def transaction(
         self, origin: str, as_of: datetime, billed: list[tuple[str, int, int, int]]
@@ -263,72 +228,6 @@ class PaddleLife(RuleBasedStateMachine):
     def free(self) -> list[tuple[str, int, int, int]]:
         """A trial's checkout: every item, for nothing."""
         return [(item.price_id, 0, 0, 0) for item in self.items]
-
-    def tick(self, hours: int = 1) -> datetime:
-        self.clock += timedelta(hours=hours)
-        return self.clock
-
-    # Delivery, and Pulsora.
-
-    def send(self, notes: list[Note], shuffle: random.Random, hold: bool = False) -> None:
-        shuffle.shuffle(notes)
-        snapshots = [n for n in notes if n.envelope["event_type"].startswith("subscription.")]
-        if hold and snapshots and len(notes) > 1:  # to deliver late, after newer states
-            notes.remove(snapshots[0])
-            self.held.append(snapshots[0])
-        for note in notes:
-            self.deliver(note)
-
-    def deliver(self, note: Note, again: bool = False) -> None:
-        async def resolver(customer_id: str) -> tuple[str, str]:
-            return ATTRIBUTION["visitor_fingerprint"], ATTRIBUTION["session_id"]
-
-        mapping = partial(paddle.to_revenue_events, resolver=resolver, ledger=self.store)
-        events = self.portal.call(mapping, note.envelope)
-        event_id = note.envelope["event_id"]
-        if again:
-            assert events == self.answers[event_id]
-            assert all(e.dedup_key in self.accepted for e in events)
-            return
-        self.answers[event_id] = events
-        self.delivered.append(note)
-        if note.ledger:
-            self.observe(note)
-        for event in events:
-            self.accept(event)
-
-    def observe(self, note: Note) -> None:
-        """The ledger's contract: the newest word on the MRR wins, the end stays, a settle
-        reports it.
-
-        A note that says nothing of the MRR (a proration, a one-off charge) leaves an
-        older word standing. A churn settles only a fall that its own word made (a
-        pause arriving after the resume is no word): its amount is 0, it cannot carry
-        a rise.
-        """
-        applied = False
-        if not self.ended:
-            if note.states is not None and (self.latest is None or note.as_of >= self.latest):
-                self.latest, self.stated, applied = note.as_of, note.states, True
-            if note.ended:
-                self.ended, self.stated, applied = True, Decimal(0), True
-        if not note.settle or (note.churn and not (applied and self.stated < self.reported)):
-            return
-        self.reported = self.stated
-        if applied and note.states is not None:  # a payment of whole periods, a pause, the end
-            assert self.reported == self.true_mrr()
-
-    def accept(self, event: RevenueEvent) -> None:
-        if event.dedup_key in self.accepted:
-            return
-        self.accepted.add(event.dedup_key)
-        self.mrr += event.mrr_impact or 0
-        if event.event_type is EventType.REFUND:
-            self.refunds -= event.amount
-        else:
-            self.cash += event.amount
-        if event.event_type is not EventType.CHURN:
-            assert event.amount == self.expected[event.transaction_id]  # net, without tax
 
     # The life.
 
@@ -522,23 +421,6 @@ class PaddleLife(RuleBasedStateMachine):
                 "currency_code": self.code,
             }
             self.deliver(Note(self.envelope(kind, entity, self.tick()), self.clock, ledger=False))
-
-    @precondition(lambda self: self.delivered)
-    @rule(pick=st.integers(0, 10_000))
-    def redeliver(self, pick: int) -> None:
-        self.deliver(self.delivered[pick % len(self.delivered)], again=True)
-
-    @precondition(lambda self: self.held)
-    @rule()
-    def deliver_late(self) -> None:
-        self.deliver(self.held.pop(0))
-
-    @invariant()
-    def numbers_add_up(self) -> None:
-        assert self.mrr == self.reported
-        assert self.mrr >= 0
-        assert not self.ended or self.mrr == 0
-        assert (self.cash, self.refunds) == (self.paid, self.refunded)
 
 
 LIFE = settings(max_examples=examples(25), stateful_step_count=25, deadline=None)

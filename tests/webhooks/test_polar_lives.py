@@ -18,28 +18,24 @@ refunded, without tax.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import random
-import shutil
-import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
-from anyio.from_thread import start_blocking_portal
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
-from pulsora_revenue import EventType, RevenueEvent
-from pulsora_revenue.webhooks import Ledger, MemoryLedger, SQLiteLedger, polar
+from pulsora_revenue import RevenueEvent
+from pulsora_revenue.webhooks import polar
 
 from ..conftest import examples
+from .lives import EXPONENTS, LedgerLife, Note
 
 FIXTURES = Path(__file__).parent / "fixtures" / "polar"
 SUBSCRIPTION: dict[str, Any] = json.loads(
@@ -53,22 +49,8 @@ SUB = "00000000-0000-0000-0000-00000000life"
 
 MONTHS = {"day": Fraction(12, 365), "week": Fraction(12, 52), "month": Fraction(1)}
 MONTHS["year"] = Fraction(12)
-EXPONENTS = {"USD": 2, "JPY": 0, "KWD": 3}
 CYCLES = [("day", 1), ("week", 2), ("month", 1), ("month", 3), ("year", 1)]
 TAX_RATES = [Fraction(0), Fraction(1, 5)]
-
-
-@attrs.frozen
-class Note:
-    """An event, and what it tells the ledger about the subscription."""
-
-    envelope: dict[str, Any]
-    as_of: datetime
-    states: Decimal | None = None
-    settle: bool = False
-    ended: bool = False
-    churn: bool = False
-    ledger: bool = True  # about the subscription's state (refunds are not)
 
 
 @attrs.define
@@ -84,55 +66,33 @@ def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class PolarLife(RuleBasedStateMachine):
-    backend: ClassVar[str] = "asyncio"
-    sqlite: ClassVar[bool] = False
+class PolarLife(LedgerLife):
+    start = datetime(2026, 1, 1, tzinfo=UTC)
 
     def __init__(self) -> None:
         super().__init__()
-        self._portal = start_blocking_portal(self.backend)
-        self.portal = self._portal.__enter__()
-        self.folder = tempfile.mkdtemp()
-        self.store: Ledger = (
-            SQLiteLedger(Path(self.folder) / "ledger.sqlite") if self.sqlite else MemoryLedger()
-        )
-        self.ids, self.clock = itertools.count(1), datetime(2026, 1, 1, tzinfo=UTC)
         self.code, self.tax_rate, self.amount = "USD", Fraction(0), 1000
         self.cycle, self.status, self.at_period_end = ("month", 1), "trialing", False
         self.paused_at: datetime | None = None
         self.orders: dict[str, Order] = {}
-        self.delivered: list[Note] = []
-        self.held: list[Note] = []
-        self.answers: dict[int, list[RevenueEvent]] = {}
-        self.expected: dict[str, Decimal] = {}
         self.refund_seen: dict[str, int] = {}  # the newest running total delivered, per order
-        self.accepted: set[tuple[str, str | None]] = set()
-        self.mrr = self.cash = self.refunds = Decimal(0)  # as Pulsora sums them
-        self.paid = self.refunded = Decimal(0)  # the truth
-        self.stated, self.reported = Decimal(0), Decimal(0)
-        self.latest: datetime | None = None
-        self.ended = False
 
-    def teardown(self) -> None:
-        if isinstance(self.store, SQLiteLedger):
-            self.portal.call(self.store.aclose)
-        self._portal.__exit__(None, None, None)
-        shutil.rmtree(self.folder)
+    async def mapped(self, envelope: dict[str, Any]) -> list[RevenueEvent]:
+        async def resolver(customer_id: str) -> tuple[str, str]:
+            raise AssertionError("the metadata carries the attribution")
+
+        return await polar.to_revenue_events(envelope, resolver=resolver, ledger=self.store)
+
+    def is_snapshot(self, note: Note) -> bool:
+        return bool(note.envelope["type"].startswith("subscription."))
 
     # The truth.
-
-    def major(self, minor: Fraction | int) -> Decimal:
-        return Decimal(round(Fraction(minor))).scaleb(-EXPONENTS[self.code])
 
     def true_mrr(self) -> Decimal:
         if self.status != "active":
             return Decimal(0)
         interval, count = self.cycle
         return self.major(Fraction(self.amount) / (MONTHS[interval] * count))
-
-    def tick(self, hours: int = 1) -> datetime:
-        self.clock += timedelta(hours=hours)
-        return self.clock
 
     # Polar's events, from the shapes of Polar's own server tests.
 
@@ -185,60 +145,6 @@ class PolarLife(RuleBasedStateMachine):
             self.paid += self.major(net)
         envelope = self.envelope("order.paid", entity, as_of)
         return Note(envelope, as_of, self.true_mrr(), settle=net > 0)
-
-    # Delivery, and Pulsora.
-
-    def send(self, notes: list[Note], shuffle: random.Random, hold: bool = False) -> None:
-        shuffle.shuffle(notes)
-        snapshots = [n for n in notes if n.envelope["type"].startswith("subscription.")]
-        if hold and snapshots and len(notes) > 1:
-            notes.remove(snapshots[0])
-            self.held.append(snapshots[0])
-        for note in notes:
-            self.deliver(note)
-
-    def deliver(self, note: Note, again: bool = False) -> None:
-        async def resolver(customer_id: str) -> tuple[str, str]:
-            raise AssertionError("the metadata carries the attribution")
-
-        mapping = partial(polar.to_revenue_events, resolver=resolver, ledger=self.store)
-        events = self.portal.call(mapping, copy.deepcopy(note.envelope))
-        if again:
-            assert events == self.answers[id(note)]
-            assert all(e.dedup_key in self.accepted for e in events)
-            return
-        self.answers[id(note)] = events
-        self.delivered.append(note)
-        if note.ledger:
-            self.observe(note)
-        for event in events:
-            self.accept(event)
-
-    def observe(self, note: Note) -> None:
-        """The ledger's contract, as test_paddle_lives.py states it."""
-        applied = False
-        if not self.ended:
-            if note.states is not None and (self.latest is None or note.as_of >= self.latest):
-                self.latest, self.stated, applied = note.as_of, note.states, True
-            if note.ended:
-                self.ended, self.stated, applied = True, Decimal(0), True
-        if not note.settle or (note.churn and not (applied and self.stated < self.reported)):
-            return
-        self.reported = self.stated
-        if applied and note.states is not None:  # a paid order, or the end: the truth now
-            assert self.reported == self.true_mrr()
-
-    def accept(self, event: RevenueEvent) -> None:
-        if event.dedup_key in self.accepted:
-            return
-        self.accepted.add(event.dedup_key)
-        self.mrr += event.mrr_impact or 0
-        if event.event_type is EventType.REFUND:
-            self.refunds -= event.amount
-        else:
-            self.cash += event.amount
-        if event.event_type is not EventType.CHURN:
-            assert event.amount == self.expected[event.transaction_id]  # net, without tax
 
     # The life.
 
@@ -413,23 +319,6 @@ class PolarLife(RuleBasedStateMachine):
                 key = f"{order_id}:refunded:{total}"
                 self.expected[key] = -(self.major(total) - self.major(before))
             self.deliver(note)
-
-    @precondition(lambda self: self.delivered)
-    @rule(pick=st.integers(0, 10_000))
-    def redeliver(self, pick: int) -> None:
-        self.deliver(self.delivered[pick % len(self.delivered)], again=True)
-
-    @precondition(lambda self: self.held)
-    @rule()
-    def deliver_late(self) -> None:
-        self.deliver(self.held.pop(0))
-
-    @invariant()
-    def numbers_add_up(self) -> None:
-        assert self.mrr == self.reported
-        assert self.mrr >= 0
-        assert not self.ended or self.mrr == 0
-        assert (self.cash, self.refunds) == (self.paid, self.refunded)
 
 
 LIFE = settings(max_examples=examples(100), stateful_step_count=20, deadline=None)
